@@ -1,0 +1,15 @@
+"""tapegrad: automatic differentiation of plain NumPy code, through a typed Tape IR."""
+
+from . import handlers as _handlers  # noqa: F401  (installs NumPy dispatch on Tracer)
+from .api import (GradResult, defjvp, defvjp, diffrule, grad, nodiff, play, primitive,
+                  stop_gradient, trace, update, value_and_grad)
+from .errors import GuardError, NoDerivativeError, TraceError
+from .ir import Tape
+from .param import Param, diff, value
+from .trace import is_traced
+
+__version__ = "0.1.0"
+
+__all__ = ["GradResult", "GuardError", "Param", "diff", "value", "NoDerivativeError", "Tape", "TraceError", "defjvp",
+           "defvjp", "diffrule", "grad", "is_traced", "nodiff", "play", "primitive",
+           "stop_gradient", "trace", "update", "value_and_grad"]

@@ -1,0 +1,295 @@
+"""The public surface (see shared/API.md). Thin: the work is in core, passes, backends."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import tree
+from .backends import interpret
+from .core import Slot, check_scalar_output, fill, grad_call, trace_call
+from .ir import Primitive, Tape
+from .ir import prims as P
+from .rules import VJPS
+from .trace import Tracer, bind, is_traced  # noqa: F401  (re-exported)
+
+# -- results --------------------------------------------------------------------------------
+
+
+class GradResult:
+    """Gradients from the Yota-style `grad(f, *args)`: `g[i]` for argument i, `g.tape`."""
+
+    def __init__(self, grads, tape):
+        self._grads = tuple(grads)
+        self.tape = tape
+
+    def __getitem__(self, i):
+        return self._grads[i]
+
+    def __len__(self):
+        return len(self._grads)
+
+    def __iter__(self):
+        return iter(self._grads)
+
+    def __repr__(self):
+        return f"GradResult({list(self._grads)!r})"
+
+
+def _is_plain_leaf(a) -> bool:
+    return isinstance(a, Tracer) or tree.is_leaf(a)
+
+
+def _yota_format(args, grads, paths, used_by_leaf, slots=False):
+    """Per argument: array/float gradient, {path: grad} dict for structures, or None."""
+    out = []
+    for i, a in enumerate(args):
+        gi = grads[i]
+        if _is_plain_leaf(a):
+            g = gi[0] if gi else None
+            if isinstance(a, float) and g is not None and not slots:
+                g = float(g)
+            out.append(g)
+        elif gi is None:
+            out.append(None)
+        else:
+            out.append({p: g for p, g, u in zip(paths[i], gi, used_by_leaf[i]) if g is not None and u})
+    return tuple(out)
+
+
+# -- Yota-style and function-transform grad ------------------------------------------------
+
+
+def grad(f, *args, argnum=None, dynamic=False, compile=False, **kwargs):
+    """Gradient of a scalar function.
+
+    - `grad(f, *args)` (Yota form): evaluate; returns `(value, GradResult)`.
+    - `grad(f)` / `grad(f, argnum=k)` / `grad(f, argnum=(0, 2))`: return a function giving
+      the gradient w.r.t. those arguments, with the argument's structure (autograd form).
+    - `grad(result, param)`: the AutoGrad.jl form, for a result of `tg.diff`.
+    """
+    from .param import DiffResult
+
+    if isinstance(f, DiffResult):
+        return f.grad(*args)
+    if args:
+        if dynamic or compile:
+            from .dynamic import dynamic_grad
+
+            return dynamic_grad(f, compile=compile)(*args, **kwargs)
+        return _yota_grad(f, args, kwargs)
+    argnum = 0 if argnum is None else argnum
+    return _grad_transform(f, argnum, with_value=False)
+
+
+def _yota_grad(f, args, kwargs):
+    from .passes import optimize
+
+    val, grads, tape, t, used = grad_call(f, args, kwargs)
+    used_by_leaf = [[False] * len(lv) for lv in t.arg_leaves]
+    k = 1
+    slot_grads = [None if g is None else [None] * len(g) for g in grads]
+    for (i, j), u in zip(tape.meta["wrt"], used):
+        used_by_leaf[i][j] = u
+        slot_grads[i][j] = Slot(k, "float" if isinstance(t.arg_leaves[i][j], float) else "array")
+        k += 1
+    gtuple = _yota_format(args, grads, t.arg_paths, used_by_leaf)
+    tape.out_tree = (Slot(0, "float" if isinstance(val, float) else "array"),
+                     _yota_format(args, slot_grads, t.arg_paths, used_by_leaf, slots=True))
+    tape = optimize(tape)
+    if isinstance(val, np.ndarray) and val.ndim == 0:
+        val = val[()]
+    return val, GradResult(gtuple, tape)
+
+
+def _grad_transform(f, argnum, with_value):
+    multi = isinstance(argnum, (tuple, list))
+    argnums = tuple(argnum) if multi else (argnum,)
+
+    @functools.wraps(f)
+    def gradfun(*args, **kwargs):
+        for k in argnums:
+            if k >= len(args):
+                raise TypeError(f"grad: argnum {k} but only {len(args)} positional arguments given")
+        val, grads, tape, t, used = grad_call(f, args, kwargs, argnums)
+        res = []
+        for k in argnums:
+            a = args[k]
+            gl = [g if g is not None else None for g in grads[k]]
+            if _is_plain_leaf(a):
+                g = gl[0] if gl else None
+                if g is None:
+                    raise TypeError(f"grad: argument {k} ({type(a).__name__}) is not differentiable "
+                                    "(integer or boolean)")
+                res.append(float(g) if isinstance(a, float) else g)
+            else:
+                res.append(tree.unflatten_like(a, gl))
+        g = tuple(res) if multi else res[0]
+        return (val, g) if with_value else g
+
+    return gradfun
+
+
+def value_and_grad(f, argnum=0):
+    """A function returning `(f(*args), gradient w.r.t. argnum)`."""
+    return _grad_transform(f, argnum, with_value=True)
+
+
+# -- trace / play / update ------------------------------------------------------------------
+
+
+def trace(f, *args, **kwargs):
+    """Record `f(*args)` as a Tape. -> (value, tape)."""
+    return trace_call(f, args, kwargs)
+
+
+def play(tape, *args):
+    """Run a tape (or a compiled tape) on new arguments of the same structure."""
+    if not isinstance(tape, Tape) and hasattr(tape, "play"):
+        return tape.play(*args)
+    leaves = flat_inputs(tape, args)
+    outs = interpret.run(tape, leaves)
+    return fill(tape.out_tree, outs)
+
+
+def flat_inputs(tape, args) -> list:
+    """Flatten `args` and check them against the tape's inputs (ValueError naming the input)."""
+    trees = tape.in_tree or ()
+    if len(args) != len(trees):
+        raise ValueError(f"tape takes {len(trees)} arguments, got {len(args)}")
+    leaves = []
+    for i, (a, t) in enumerate(zip(args, trees)):
+        paths, lv, tr = tree.flatten(a)
+        if tr != t:
+            raise ValueError(f"argument {i}: structure {_short(tr)} differs from the traced "
+                             f"{_short(t)} (fields, static values or leaf kinds changed): re-trace")
+        leaves.extend((i, p, x) for p, x in zip(paths, lv))
+    out = []
+    for v, (i, p, x) in zip(tape.inputs, leaves):
+        name = f"argument {i}" + (f" field {p}" if p else "")
+        if isinstance(x, Tracer):
+            dtype, shape = x.dtype, x.shape
+        else:
+            if isinstance(x, np.ndarray) and x.dtype == object:
+                raise ValueError(f"{name}: object arrays are not supported")
+            a = np.asarray(x) if not isinstance(x, float) else None
+            dtype, shape = (np.dtype(np.float64), ()) if a is None else (a.dtype, a.shape)
+        if tuple(shape) != v.shape:
+            raise ValueError(f"{name}: expected shape {v.shape}, got {tuple(shape)}")
+        if dtype != v.dtype:
+            raise ValueError(f"{name}: expected dtype {v.dtype}, got {dtype}")
+        out.append(x)
+    return out
+
+
+def _short(t):
+    s = repr(t)
+    return s if len(s) < 120 else s[:117] + "..."
+
+
+def update(model, g, fn):
+    """Yota's update!: write fn(x, gx) back for every leaf named in `g`, in place."""
+    if isinstance(g, dict):
+        for path, gx in g.items():
+            if gx is None:
+                continue
+            x = tree.get_path(model, path)
+            tree.set_path(model, path, fn(x, gx))
+        return model
+    if isinstance(model, np.ndarray) and g is not None:
+        model[...] = fn(model, g)
+        return model
+    raise TypeError("update needs a field-path dict from grad (g[i] of a structured argument) "
+                    "or an array model with an array gradient")
+
+
+# -- extending --------------------------------------------------------------------------------
+
+
+class PrimitiveFunction:
+    """A user function recorded as one op (`@tg.primitive`)."""
+
+    def __init__(self, fn):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.prim = P.defprim(getattr(fn, "__name__", "primitive"), fn, user=True)
+        self.prim.pure = True
+
+    def __call__(self, *args, **kwargs):
+        if any(isinstance(a, Tracer) for a in args):
+            return bind(self.prim, *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+
+def primitive(fn) -> PrimitiveFunction:
+    return PrimitiveFunction(fn)
+
+
+def _prim_of(fn) -> Primitive:
+    if isinstance(fn, PrimitiveFunction):
+        return fn.prim
+    if isinstance(fn, Primitive):
+        return fn
+    if isinstance(fn, np.ufunc):
+        return P.ufunc_prim(fn)
+    name = getattr(fn, "__name__", None)
+    if name in P.PRIMS:
+        return P.PRIMS[name]
+    raise TypeError(f"{fn!r} is not a primitive: decorate it with @tg.primitive first")
+
+
+def defvjp(fn, *makers, argnums=None):
+    """HIPS autograd's defvjp: one curried maker `(ans, *args) -> (g -> cotangent)` per argument."""
+    prim = _prim_of(fn)
+    argnums = range(len(makers)) if argnums is None else argnums
+    table = list(VJPS.get(prim, ()))
+    for k, m in zip(argnums, makers):
+        while len(table) <= k:
+            table.append(None)
+        table[k] = None if m is None else (lambda m: lambda g, ans, *a, **kw: m(ans, *a, **kw)(g))(m)
+    VJPS[prim] = tuple(table)
+
+
+def defjvp(fn, *makers):
+    """Forward rule(s) `(g, ans, *args) -> tangent of ans`, one per argument."""
+    from .rules import JVPS
+
+    JVPS[_prim_of(fn)] = makers
+
+
+def diffrule(fn, argnum=0):
+    """Yota's @diffrule: `rule(ds, ans, *args)` gives the cotangent of argument `argnum`."""
+
+    def deco(rule):
+        prim = _prim_of(fn)
+        table = list(VJPS.get(prim, ()))
+        while len(table) <= argnum:
+            table.append(None)
+        table[argnum] = lambda g, ans, *a, **kw: rule(g, ans, *a, **kw)
+        VJPS[prim] = tuple(table)
+        return rule
+
+    return deco
+
+
+def nodiff(fn, argnum):
+    """Yota's @nodiff: no gradient flows through argument `argnum` of `fn`."""
+    prim = _prim_of(fn)
+    table = list(VJPS.get(prim, ()))
+    while len(table) <= argnum:
+        table.append(None)
+    table[argnum] = lambda *a, **kw: None
+    VJPS[prim] = tuple(table)
+
+
+def stop_gradient(x):
+    """`x`, with no gradient flowing back through it."""
+    if isinstance(x, Tracer):
+        return bind(P.stop_gradient, x)
+    return x
+
+
+__all__ = ["grad", "value_and_grad", "trace", "play", "update", "primitive", "defvjp",
+           "defjvp", "diffrule", "nodiff", "stop_gradient", "GradResult", "is_traced",
+           "check_scalar_output"]

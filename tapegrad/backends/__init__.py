@@ -1,0 +1,1 @@
+"""Backends: the NumPy interpreter (reference semantics) and Numba lowering."""

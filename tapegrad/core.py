@@ -1,0 +1,194 @@
+"""Tracing a function over structured arguments and differentiating it.
+
+`trace_call` runs `f` on Tracers standing for the leaves of its arguments;
+`grad_call` adds the reverse pass and packages the gradient tape. The public
+transforms in `api.py` are thin layers over these two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import tree
+from .errors import TraceError
+from .ir import Const, Var
+from .passes.reverse import backward, zeros_like_var
+from .trace import Trace, Tracer, new_trace
+
+
+class Slot:
+    """A place in an output template, filled with flat output `k`."""
+
+    __slots__ = ("k", "kind")
+
+    def __init__(self, k, kind="array"):
+        self.k, self.kind = k, kind
+
+    def __repr__(self):
+        return f"Slot({self.k})"
+
+
+def fill(template, values):
+    """Rebuild a result from an output template and flat values."""
+    if isinstance(template, Slot):
+        v = values[template.k]
+        if template.kind == "float" and not isinstance(v, Tracer):
+            return float(v)
+        if template.kind == "complex" and not isinstance(v, Tracer):
+            return complex(v)
+        return v
+    if isinstance(template, dict):
+        return {k: fill(v, values) for k, v in template.items()}
+    if isinstance(template, tuple) and hasattr(type(template), "_fields"):
+        return type(template)(*[fill(v, values) for v in template])
+    if isinstance(template, (list, tuple)):
+        return type(template)(fill(v, values) for v in template)
+    if isinstance(template, _Obj):
+        return tree.unflatten_like(template.obj, [fill(s, values) for s in template.slots])
+    return template
+
+
+class _Obj:
+    """An output object (dataclass, plain object) whose leaves are output slots."""
+
+    def __init__(self, obj, slots):
+        self.obj, self.slots = obj, slots
+
+
+class Traced:
+    """What `trace_call` leaves behind: the live trace and where things are on it."""
+
+    def __init__(self, trace, args, arg_paths, arg_leaves, arg_trees, in_tracers):
+        self.trace = trace
+        self.args = args
+        self.arg_paths = arg_paths
+        self.arg_leaves = arg_leaves
+        self.arg_trees = arg_trees
+        self.in_tracers = in_tracers  # per argument, list of leaf Tracers
+
+
+def bind_inputs(trace: Trace, args) -> Traced:
+    paths, leaves, trees, tracers, traced_args = [], [], [], [], []
+    for a in args:
+        p, lv, t = tree.flatten(a)
+        ts = [trace.new_input(x) for x in lv]
+        paths.append(p)
+        leaves.append(lv)
+        trees.append(t)
+        tracers.append(ts)
+        traced_args.append(tree.unflatten_like(a, ts))
+    trace.tape.in_tree = tuple(trees)
+    return Traced(trace, traced_args, paths, leaves, trees, tracers)
+
+
+def output_template(trace: Trace, out, outputs: list):
+    """Replace each leaf of `out` by a Slot, appending its atom to `outputs`."""
+    if isinstance(out, Tracer) or tree.is_leaf(out):
+        outputs.append(as_atom(trace, out))
+        return Slot(len(outputs) - 1, tree._leaf_kind(out) if not isinstance(out, Tracer) else "array")
+    if isinstance(out, dict):
+        return {k: output_template(trace, v, outputs) for k, v in out.items()}
+    if isinstance(out, tuple) and hasattr(type(out), "_fields"):
+        return type(out)(*[output_template(trace, v, outputs) for v in out])
+    if isinstance(out, (list, tuple)):
+        return type(out)(output_template(trace, v, outputs) for v in out)
+    kids = tree.children(out)
+    if kids is not None and not isinstance(out, (str, bytes)):
+        _, lv, _ = tree.flatten(out)
+        return _Obj(out, [output_template(trace, x, outputs) for x in lv])
+    return out
+
+
+def as_atom(trace: Trace, x):
+    if isinstance(x, Tracer):
+        if x._trace is trace:
+            return x.node
+        return trace.atom(x)
+    if isinstance(x, (float, complex, int, np.generic)):
+        return Const(x)
+    return trace.atom(np.asarray(x))
+
+
+def value_of(trace: Trace, atom):
+    return atom.value if isinstance(atom, Const) else trace.values[atom.id]
+
+
+def trace_call(f, args, kwargs=None):
+    """Trace `f(*args, **kwargs)`. -> (result with concrete values, Tape)."""
+    with new_trace() as tr:
+        t = bind_inputs(tr, args)
+        out = f(*t.args, **(kwargs or {}))
+        outputs = []
+        template = output_template(tr, out, outputs)
+        tr.tape.outputs = outputs
+        tr.tape.out_tree = template
+        tr.tape.meta["name"] = getattr(f, "__name__", "f")
+        val = fill(template, [value_of(tr, a) for a in outputs])
+    return val, tr.tape
+
+
+def check_scalar_output(out, what="grad"):
+    dtype = out.dtype if isinstance(out, Tracer) else np.result_type(out)
+    shape = out.shape if isinstance(out, Tracer) else np.shape(out)
+    if shape != ():
+        raise TypeError(f"{what} needs a scalar output, got shape {tuple(shape)}: use "
+                        "tg.jacobian or tg.elementwise_grad for non-scalar outputs")
+    if dtype.kind == "c":
+        raise TypeError(f"{what} of a complex output ({dtype}) is not defined: use "
+                        "tg.holomorphic_grad, or differentiate np.real/np.abs of it")
+    if dtype.kind == "b":
+        raise TypeError(f"{what} of a boolean output is not defined")
+    if dtype.kind not in "f":
+        raise TypeError(f"{what} needs a floating-point output, got {dtype}")
+
+
+def differentiable_leaf(x) -> bool:
+    if isinstance(x, Tracer):
+        return x.dtype.kind in "fc"
+    if isinstance(x, (float, complex)):
+        return True
+    return np.result_type(x).kind in "fc"
+
+
+def grad_call(f, args, kwargs=None, argnums=None, scalar_check="grad", build=True):
+    """Trace `f`, run the reverse pass w.r.t. the leaves of `args[argnums]`.
+
+    -> (value, grads, tape) where grads[i] is a list (per leaf of arg i) of gradient
+    values, or None for non-differentiable leaves and arguments not in `argnums`.
+    """
+    argnums = range(len(args)) if argnums is None else argnums
+    with new_trace() as tr:
+        t = bind_inputs(tr, args)
+        out = f(*t.args, **(kwargs or {}))
+        if scalar_check:
+            check_scalar_output(out, scalar_check)
+        out_atom = as_atom(tr, out)
+        wrt, where = [], []
+        for i in argnums:
+            for j, (leaf, tc) in enumerate(zip(t.arg_leaves[i], t.in_tracers[i])):
+                if differentiable_leaf(leaf):
+                    wrt.append(tc.node)
+                    where.append((i, j))
+        cts = backward(tr, out_atom, wrt) if isinstance(out_atom, Var) else [None] * len(wrt)
+        grads = [None] * len(args)
+        for i in argnums:
+            grads[i] = [None] * len(t.arg_leaves[i])
+        grad_atoms = []
+        used = []
+        for (i, j), w, c in zip(where, wrt, cts):
+            used.append(c is not None)
+            if c is None:
+                c = zeros_like_var(tr, w)
+            grads[i][j] = c.value
+            grad_atoms.append(c.node)
+        tape = tr.tape
+        tape.outputs = [out_atom] + grad_atoms
+        tape.meta.update(name=getattr(f, "__name__", "f"), wrt=where, used=used)
+        val = value_of(tr, out_atom)
+    return val, grads, tape, t, used
+
+
+def check_escape(x):
+    if isinstance(x, Tracer) and x._trace.closed:
+        raise TraceError("a traced value escaped its trace")
+    return x

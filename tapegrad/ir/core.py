@@ -1,0 +1,392 @@
+"""The typed Tape IR: Var, Const, Op, Guard and Tape, its printer and its checker.
+
+A Tape is a plain list of Ops in SSA form. Every Var carries a dtype and a shape and
+keeps the number it was created with; passes build new tapes and never renumber.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Var:
+    """An SSA value: defined once, by a tape input or by one op."""
+
+    id: int
+    dtype: np.dtype
+    shape: tuple
+
+    def __repr__(self) -> str:
+        return f"%{self.id}"
+
+    @property
+    def type_str(self) -> str:
+        return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+@dataclass(frozen=True)
+class Const:
+    """A scalar literal written inline in an op (`mul(%4, 2.0)`).
+
+    `value` keeps its Python or NumPy type, so NumPy's promotion rules (weak Python
+    scalars) replay exactly as they ran while tracing.
+    """
+
+    value: Any
+
+    def __repr__(self) -> str:
+        v = self.value
+        return repr(v.item() if isinstance(v, np.generic) else v)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.asarray(self.value).dtype
+
+    @property
+    def shape(self) -> tuple:
+        return ()
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, Const)
+            and type(self.value) is type(other.value)
+            and (self.value == other.value or (self.value != self.value and other.value != other.value))
+        )
+
+    def __hash__(self):
+        return hash((type(self.value), self.value if self.value == self.value else "nan"))
+
+
+Atom = "Var | Const"
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """One primitive call: `outputs = prim(*inputs, **params)`.
+
+    `prim` is a `Primitive` (see `ir.prims`). `params` is a tuple of (name, value) pairs
+    with hashable values. `loc` is the user's source line; `note` says what a
+    reverse-pass op computes (`d%5/d%3`). `buffer` (set by the buffer-reuse pass) names
+    the storage each output is written into, `group` the fusion group.
+    """
+
+    prim: Any
+    inputs: tuple
+    outputs: tuple
+    params: tuple = ()
+    loc: str = ""
+    note: str = ""
+    buffers: tuple | None = None
+    group: int | None = None
+
+    @property
+    def out(self) -> Var:
+        return self.outputs[0]
+
+    @property
+    def kw(self) -> dict:
+        return dict(self.params)
+
+    def replace(self, **changes) -> "Op":
+        fields = dict(
+            prim=self.prim, inputs=self.inputs, outputs=self.outputs, params=self.params,
+            loc=self.loc, note=self.note, buffers=self.buffers, group=self.group,
+        )
+        fields.update(changes)
+        return Op(**fields)
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A place where Python inspected a traced value: `kind(var) == expected`."""
+
+    kind: str  # bool | int | float | item | index
+    var: Var
+    expected: Any
+    loc: str = ""
+
+    def holds(self, value) -> bool:
+        got = _GUARD_CONVERT[self.kind](value)
+        return got == self.expected or (got != got and self.expected != self.expected)
+
+
+_GUARD_CONVERT = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "index": lambda v: int(np.asarray(v).__index__()) if np.ndim(v) == 0 else v,
+    "item": lambda v: np.asarray(v).item(),
+    "complex": complex,
+    "shape": lambda v: tuple(np.shape(v)),
+}
+
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Tape:
+    """A typed straight-line program.
+
+    `inputs` are the flat leaf Vars; `outputs` the flat result atoms. `in_tree` and
+    `out_tree` (from `tapegrad.tree`) rebuild structured arguments and results.
+    `consts` maps the Var of each `const` op to its array value.
+    """
+
+    inputs: list = field(default_factory=list)
+    ops: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    guards: list = field(default_factory=list)
+    in_tree: Any = None
+    out_tree: Any = None
+    meta: dict = field(default_factory=dict)
+    next_id: int = 1
+
+    # -- building -------------------------------------------------------------------
+    def new_var(self, dtype, shape) -> Var:
+        v = Var(self.next_id, np.dtype(dtype), tuple(int(s) for s in shape))
+        self.next_id += 1
+        return v
+
+    def derive(self, ops=None, outputs=None, inputs=None, guards=None) -> "Tape":
+        """A new tape sharing this one's structure, with the fields given replaced."""
+        return Tape(
+            inputs=list(self.inputs if inputs is None else inputs),
+            ops=list(self.ops if ops is None else ops),
+            outputs=list(self.outputs if outputs is None else outputs),
+            guards=list(self.guards if guards is None else guards),
+            in_tree=self.in_tree,
+            out_tree=self.out_tree,
+            meta=dict(self.meta),
+            next_id=self.next_id,
+        )
+
+    # -- reading --------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def __iter__(self):
+        return iter(self.ops)
+
+    def producers(self) -> dict:
+        """Map var id -> the op defining it."""
+        return {v.id: op for op in self.ops for v in op.outputs}
+
+    def stats(self) -> dict:
+        from collections import Counter
+
+        by_prim = Counter(op.prim.name for op in self.ops)
+        allocs = [v for op in self.ops for v in op.outputs if v.shape]
+        buffered = any(op.buffers for op in self.ops)
+        if buffered:
+            bufs = {}
+            for op in self.ops:
+                for v, b in zip(op.outputs, op.buffers or (None,) * len(op.outputs)):
+                    if b is not None and v.shape:
+                        bufs[b] = max(bufs.get(b, 0), v.nbytes)
+            n_alloc = len(bufs) + sum(
+                1 for op in self.ops for v, b in zip(op.outputs, op.buffers or (None,) * len(op.outputs))
+                if b is None and v.shape
+            )
+        else:
+            n_alloc = len(allocs)
+        return {
+            "ops": len(self.ops),
+            "by_prim": dict(by_prim),
+            "peak_bytes": peak_bytes(self),
+            "allocations": n_alloc,
+            "fusion_groups": len({op.group for op in self.ops if op.group is not None}),
+        }
+
+    def __str__(self) -> str:
+        return format_tape(self)
+
+    def __repr__(self) -> str:
+        return f"<Tape {len(self.inputs)} inputs, {len(self.ops)} ops, {len(self.outputs)} outputs>"
+
+    def check(self) -> "Tape":
+        verify(self)
+        return self
+
+    def to_dot(self) -> str:
+        lines = ["digraph tape {", "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
+        for v in self.inputs:
+            lines.append(f'  v{v.id} [label="%{v.id}::{v.type_str}", shape=ellipse];')
+        for i, op in enumerate(self.ops):
+            outs = ", ".join(f"%{v.id}" for v in op.outputs)
+            label = f"{outs} = {op.prim.name}\\n{op.outputs[0].type_str}"
+            lines.append(f'  op{i} [label="{label}"];')
+            for a in op.inputs:
+                if isinstance(a, Var):
+                    lines.append(f"  v{a.id} -> op{i};")
+            for v in op.outputs:
+                lines.append(f'  v{v.id} [label="%{v.id}", shape=point];')
+                lines.append(f"  op{i} -> v{v.id} [arrowhead=none];")
+        lines.append("}")
+        return "\n".join(lines)
+
+
+# -- printing -------------------------------------------------------------------------
+
+
+def _fmt_param(v) -> str:
+    if isinstance(v, np.dtype) or isinstance(v, type):
+        return str(np.dtype(v))
+    return repr(v)
+
+
+def format_op(op: Op) -> str:
+    outs = ", ".join(f"%{v.id}" for v in op.outputs)
+    types = ", ".join(v.type_str for v in op.outputs)
+    if op.prim.name == "const":
+        text = f"{outs} = const {types}"
+    else:
+        args = [repr(a) for a in op.inputs]
+        args += [f"{k}={_fmt_param(v)}" for k, v in op.params
+                 if v is not None and v is not False and k != "value"]
+        text = f"{outs} = {op.prim.name}({', '.join(args)})::{types}"
+    if op.buffers and any(b is not None for b in op.buffers):
+        text += " -> " + ", ".join(f"buf{b}" if b is not None else "new" for b in op.buffers)
+    if op.group is not None:
+        text += f" [g{op.group}]"
+    comment = "  ".join(c for c in (op.note, op.loc) if c)
+    if comment:
+        text = f"{text:<44} # {comment}"
+    return text
+
+
+def format_tape(tape: Tape) -> str:
+    ins = ", ".join(f"%{v.id}::{v.type_str}" for v in tape.inputs)
+    outs = ", ".join(repr(v) for v in tape.outputs)
+    if len(tape.outputs) != 1:
+        outs = f"({outs})"
+    lines = [f"tape({ins}) -> {outs}"]
+    for op in tape.ops:
+        lines.append("  " + format_op(op))
+    for g in tape.guards:
+        text = f"guard {g.kind}(%{g.var.id}) == {g.expected!r}"
+        lines.append(f"  {text:<44} # {g.loc}" if g.loc else "  " + text)
+    return "\n".join(lines)
+
+
+# -- analysis -------------------------------------------------------------------------
+
+
+def peak_bytes(tape: Tape) -> int:
+    """Largest total size of array values alive at once, honouring a buffer plan."""
+    last_use = {}
+    for i, op in enumerate(tape.ops):
+        for a in op.inputs:
+            if isinstance(a, Var):
+                last_use[a.id] = i
+    n = len(tape.ops)
+    for a in tape.outputs:
+        if isinstance(a, Var):
+            last_use[a.id] = n
+    live: dict = {}  # key -> bytes  (key = buffer name or var id)
+    key_of = {}
+    refs: dict = {}
+    for v in tape.inputs:
+        key_of[v.id] = ("v", v.id)
+    peak = cur = 0
+    for i, op in enumerate(tape.ops):
+        bufs = op.buffers or (None,) * len(op.outputs)
+        for v, b in zip(op.outputs, bufs):
+            if not v.shape or op.prim.name == "const":
+                continue
+            k = ("b", b) if b is not None else ("v", v.id)
+            key_of[v.id] = k
+            refs[k] = refs.get(k, 0) + 1
+            if k not in live:
+                live[k] = v.nbytes
+                cur += v.nbytes
+            elif live[k] < v.nbytes:
+                cur += v.nbytes - live[k]
+                live[k] = v.nbytes
+        peak = max(peak, cur)
+        # free values whose last use was this op (or never used)
+        for v in list(op.inputs) + list(op.outputs):
+            if not isinstance(v, Var) or v.id not in key_of:
+                continue
+            if last_use.get(v.id, -1) <= i and key_of[v.id][0] != "v" or (
+                key_of[v.id][0] == "v" and last_use.get(v.id, -1) <= i and v.id not in {x.id for x in tape.inputs}
+            ):
+                k = key_of.pop(v.id)
+                refs[k] = refs.get(k, 1) - 1
+                if refs[k] <= 0 and k in live:
+                    cur -= live.pop(k)
+    return int(peak)
+
+
+class VerifyError(AssertionError):
+    pass
+
+
+def verify(tape: Tape, types: bool = True) -> None:
+    """Check SSA form (each var defined once, before use) and, with `types`, that each
+    op's declared output types match what its primitive produces on dummy inputs."""
+    defined = {}
+    for v in tape.inputs:
+        if v.id in defined:
+            raise VerifyError(f"input %{v.id} defined twice")
+        defined[v.id] = v
+    for op in tape.ops:
+        for a in op.inputs:
+            if isinstance(a, Var):
+                if a.id not in defined:
+                    raise VerifyError(f"%{a.id} used before definition in: {format_op(op)}")
+                if defined[a.id] != a:
+                    raise VerifyError(f"%{a.id} used with type {a.type_str}, defined as "
+                                      f"{defined[a.id].type_str}: {format_op(op)}")
+            elif not isinstance(a, Const):
+                raise VerifyError(f"op input {a!r} is neither Var nor Const: {format_op(op)}")
+        for v in op.outputs:
+            if v.id in defined:
+                raise VerifyError(f"%{v.id} defined twice: {format_op(op)}")
+            if v.id >= tape.next_id:
+                raise VerifyError(f"%{v.id} is not below the tape's next_id {tape.next_id}")
+            defined[v.id] = v
+        if types:
+            _check_types(op)
+    for a in tape.outputs:
+        if isinstance(a, Var) and a.id not in defined:
+            raise VerifyError(f"output %{a.id} is never defined")
+    for g in tape.guards:
+        if g.var.id not in defined:
+            raise VerifyError(f"guard on undefined %{g.var.id}")
+
+
+def _dummy(a):
+    if isinstance(a, Const):
+        return a.value
+    return np.ones(a.shape, a.dtype)
+
+
+def _check_types(op: Op) -> None:
+    prim = op.prim
+    if prim.data_dependent_shape or prim.name == "const":
+        return
+    if sum(int(np.prod(a.shape)) for a in op.inputs if isinstance(a, Var)) > 1 << 20:
+        return
+    with np.errstate(all="ignore"):
+        try:
+            out = prim.impl(*[_dummy(a) for a in op.inputs], **op.kw)
+        except Exception:  # value-dependent impls (e.g. linalg on ones) may refuse dummies
+            return
+    outs = out if prim.multiple_results else (out,)
+    for v, o in zip(op.outputs, outs):
+        o = np.asarray(o)
+        if o.shape != v.shape or o.dtype != v.dtype:
+            raise VerifyError(
+                f"{format_op(op)}: declared {v.type_str}, primitive gives "
+                f"{o.dtype}[{','.join(map(str, o.shape))}]"
+            )

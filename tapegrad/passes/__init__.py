@@ -1,0 +1,24 @@
+"""Tape -> Tape rewrites. `PIPELINE` is the default order; `optimize` runs it."""
+
+from __future__ import annotations
+
+import os
+
+from ..ir import Tape, verify
+from .dce import dce
+
+PIPELINE = [dce]
+
+
+def optimize(tape: Tape, pipeline=None, check: bool | None = None) -> Tape:
+    """Run `pipeline` (default `PIPELINE`); with `check` (or TAPEGRAD_DEBUG) verify the tape
+    after every pass and name the pass that broke it."""
+    check = bool(os.environ.get("TAPEGRAD_DEBUG")) if check is None else check
+    for p in PIPELINE if pipeline is None else pipeline:
+        tape = p(tape)
+        if check:
+            try:
+                verify(tape)
+            except AssertionError as e:
+                raise AssertionError(f"pass {p.__name__} broke the tape: {e}") from e
+    return tape

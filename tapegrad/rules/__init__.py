@@ -1,0 +1,50 @@
+"""The derivative-rule table.
+
+`VJPS[prim]` is a tuple with one maker per positional argument, or a single callable
+under `VJPS_ALL[prim]` for variadic primitives. A maker maps `(g, ans, *args, **params)`
+to the cotangent of its argument, written in NumPy calls so it is itself traced (that
+is what makes higher derivatives work). `None` as a maker, or as its result, means a
+zero cotangent. Unbroadcasting, accumulation and dtype handling live in
+`passes/reverse.py`, never in a rule.
+"""
+
+from __future__ import annotations
+
+from ..ir import PRIMS, Primitive, ufunc_prim
+
+VJPS: dict = {}
+VJPS_ALL: dict = {}
+JVPS: dict = {}
+
+
+def _prim(p) -> Primitive:
+    if isinstance(p, Primitive):
+        return p
+    if isinstance(p, str):
+        return PRIMS[p]
+    import numpy as np
+
+    if isinstance(p, np.ufunc):
+        return ufunc_prim(p)
+    raise KeyError(f"no primitive for {p!r}")
+
+
+def vjp(p, *makers) -> None:
+    VJPS[_prim(p)] = makers
+
+
+def vjp_all(p, fn) -> None:
+    VJPS_ALL[_prim(p)] = fn
+
+
+def nondiff(*ps) -> None:
+    """Primitives whose outputs carry no gradient (piecewise constant, integer-valued)."""
+    for p in ps:
+        VJPS_ALL[_prim(p)] = lambda g, ans, *args, **kw: [None] * len(args)
+
+
+def has_rule(p) -> bool:
+    return p in VJPS or p in VJPS_ALL
+
+
+from . import indexing, linalg, reductions, shape, ufuncs  # noqa: E402,F401  (fill the table)

@@ -1,0 +1,328 @@
+"""The tracer: runs user NumPy code on Tracer values and records primitive ops.
+
+Tracing is eager: every Tracer holds its concrete value, so Python control flow works,
+and each primitive call is both computed and appended to the innermost active Trace.
+Nesting (grad of grad) works by boxing: the value of a level-2 Tracer may itself be a
+level-1 Tracer, so one call records at every level at once (HIPS autograd's scheme,
+with a typed tape at each level). A tracer of an enclosing trace met by an inner one
+is captured as an input of the inner tape, never confused with the inner variable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from .errors import TraceError
+from .ir import ArrayValue, Const, Guard, Op, Tape, Var
+from .ir import prims as P
+
+_state = threading.local()
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
+
+
+def _stack() -> list:
+    s = getattr(_state, "stack", None)
+    if s is None:
+        s = _state.stack = []
+    return s
+
+
+def user_loc() -> str:
+    """`file.py:line` of the innermost frame outside tapegrad and numpy."""
+    f = sys._getframe(2)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not (fn.startswith(_PKG_DIR) or fn.startswith(_NUMPY_DIR) or fn.startswith("<__array")):
+            return f"{os.path.basename(fn)}:{f.f_lineno}"
+        f = f.f_back
+    return ""
+
+
+class Trace:
+    """One level of tracing: a Tape being recorded plus the values of its vars."""
+
+    def __init__(self, level: int):
+        self.level = level
+        self.tape = Tape()
+        self.values: dict = {}
+        self.closed = False
+        self.note = ""
+        self.loc = None  # set while the reverse pass runs a rule: the forward op's line
+        self._consts: dict = {}
+        self._captured: dict = {}
+        self.thread = threading.get_ident()
+
+    # -- atoms --------------------------------------------------------------------------
+    def new_input(self, value) -> "Tracer":
+        var = self.tape.new_var(*aval(value))
+        self.tape.inputs.append(var)
+        self.values[var.id] = value
+        return Tracer(self, var, value)
+
+    def atom(self, x):
+        """The Var or Const standing for `x` on this tape, recording consts as needed."""
+        if isinstance(x, Tracer):
+            if x._trace is self:
+                return x.node
+            return self._capture(x)
+        if isinstance(x, (bool, int, float, complex, np.generic)):
+            return Const(x)
+        if isinstance(x, np.ndarray):
+            hit = self._consts.get(id(x))
+            if hit is not None and hit[1] is x:
+                return hit[0]
+            var = self._record(P.const, (), (("value", ArrayValue(x)),), [x])[0]
+            self._consts[id(x)] = (var, x)
+            return var
+        if isinstance(x, (list, tuple)):
+            return self.atom(np.asarray(x))
+        raise TraceError(f"cannot use {type(x).__name__} {x!r} as an array operand")
+
+    def _capture(self, x: "Tracer") -> Var:
+        if x._trace.closed or x._trace.level >= self.level:
+            raise TraceError(escaped_message(x))
+        hit = self._captured.get(id(x))
+        if hit is not None and hit[1] is x:
+            return hit[0]
+        var = self.tape.new_var(x.dtype, x.shape)
+        self.tape.ops.append(Op(P.PRIMS["capture"], (), (var,), (("level", x._trace.level),),
+                                loc=user_loc()))
+        self.values[var.id] = x
+        self._captured[id(x)] = (var, x)
+        return var
+
+    def _record(self, prim, inputs, params, outs):
+        out_vars = tuple(self.tape.new_var(*aval(o)) for o in outs)
+        self.tape.ops.append(Op(prim, tuple(inputs), out_vars, params,
+                                loc=self.loc if self.loc is not None else user_loc(), note=self.note))
+        for v, o in zip(out_vars, outs):
+            self.values[v.id] = o
+        return out_vars
+
+    def tracer(self, atom) -> "Tracer | object":
+        """A Tracer (or plain constant) for an atom of this tape, for use in rules."""
+        if isinstance(atom, Const):
+            return atom.value
+        return Tracer(self, atom, self.values[atom.id])
+
+    def guard(self, kind, tracer, expected):
+        self.tape.guards.append(Guard(kind, tracer.node, expected, loc=user_loc()))
+
+    @contextmanager
+    def noting(self, note: str, loc: str | None = None):
+        old = self.note, self.loc
+        self.note = note
+        if loc is not None:
+            self.loc = loc
+        try:
+            yield
+        finally:
+            self.note, self.loc = old
+
+
+def escaped_message(x) -> str:
+    return (f"a traced value (%{x.node.id if isinstance(x.node, Var) else '?'}) was used outside the "
+            "trace that made it: it escaped through a global, closure or attribute; "
+            "return it from the traced function instead")
+
+
+def aval(x):
+    """(dtype, shape) of a value or Tracer."""
+    if isinstance(x, Tracer):
+        return x.dtype, x.shape
+    if isinstance(x, float):
+        return np.dtype(np.float64), ()
+    if isinstance(x, complex):
+        return np.dtype(np.complex128), ()
+    a = np.asarray(x)
+    return a.dtype, a.shape
+
+
+@contextmanager
+def new_trace():
+    stack = _stack()
+    t = Trace(len(stack) + 1)
+    stack.append(t)
+    try:
+        yield t
+    finally:
+        t.closed = True
+        stack.pop()
+
+
+def current_level() -> int:
+    return len(_stack())
+
+
+def _top_trace(args):
+    top = None
+    for a in args:
+        if isinstance(a, Tracer):
+            t = a._trace
+            if t.closed or t.thread != threading.get_ident():
+                raise TraceError(escaped_message(a))
+            if top is None or t.level > top.level:
+                top = t
+    return top
+
+
+def bind(prim, *args, **params):
+    """Apply `prim` to `args`, recording it on the innermost trace among them."""
+    trace = _top_trace(args)
+    if trace is None:
+        return prim.impl(*args, **params)
+    vals = [a.value if isinstance(a, Tracer) and a._trace is trace else a for a in args]
+    if any(isinstance(v, Tracer) for v in vals):
+        out = bind(prim, *vals, **params)
+    else:
+        out = prim.impl(*vals, **params)
+    inputs = [trace.atom(a) for a in args]
+    outs = list(out) if prim.multiple_results else [out]
+    out_vars = trace._record(prim, inputs, tuple(sorted(params.items())), outs)
+    tracers = [Tracer(trace, v, o) for v, o in zip(out_vars, outs)]
+    return tuple(tracers) if prim.multiple_results else tracers[0]
+
+
+def is_traced(x) -> bool:
+    return isinstance(x, Tracer)
+
+
+class Tracer:
+    """A value under tracing. Behaves like the ndarray it holds; records what is done to it."""
+
+    __slots__ = ("_trace", "node", "value", "__weakref__")
+    __array_priority__ = 1000
+
+    def __init__(self, trace, var, value):
+        self._trace = trace
+        self.node = var
+        self.value = value
+
+    # -- static facts -------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.node.shape
+
+    @property
+    def dtype(self):
+        return self.node.dtype
+
+    @property
+    def ndim(self):
+        return len(self.node.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.node.shape, dtype=np.int64))
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of unsized object (a 0-d traced value)")
+        return self.shape[0]
+
+    def __iter__(self):
+        if not self.shape:
+            raise TypeError("iteration over a 0-d traced value")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __repr__(self):
+        return f"Traced<{self.dtype}[{','.join(map(str, self.shape))}] %{getattr(self.node, 'id', '?')}>({self.value!r})"
+
+    def __format__(self, spec):
+        v = self.value
+        while isinstance(v, Tracer):
+            v = v.value
+        return format(v, spec)
+
+    __hash__ = object.__hash__
+
+    # -- Python looking at the value: concrete results, recorded as guards --------------
+    def _concrete(self, kind, conv):
+        result = conv(self.value)
+        if isinstance(self.node, Var) and not self._trace.closed:
+            self._trace.guard(kind, self, result)
+        return result
+
+    def __bool__(self):
+        return self._concrete("bool", bool)
+
+    def __int__(self):
+        return self._concrete("int", int)
+
+    def __float__(self):
+        return self._concrete("float", float)
+
+    def __complex__(self):
+        return self._concrete("complex", complex)
+
+    def __index__(self):
+        if self.dtype.kind not in "iub" or self.shape:
+            raise TypeError("only integer scalar traced values can be used as an index")
+        return self._concrete("index", lambda v: int(v.__index__()) if not isinstance(v, Tracer)
+                              else v.__index__())
+
+    def item(self, *args):
+        if args:
+            return self[args if len(args) > 1 else args[0]].item()
+        return self._concrete("item", lambda v: v.item())
+
+    def tolist(self):
+        return self._concrete("item", lambda v: v.tolist())
+
+    def __array__(self, dtype=None, copy=None):
+        raise TraceError(
+            f"a traced value was converted to a plain array at {user_loc() or 'unknown line'} "
+            "(np.asarray/np.array/ndarray assignment), which would drop its gradient; keep it "
+            "traced (use NumPy functions on it) or wrap it in tg.stop_gradient explicitly")
+
+    # -- NEP 13 / 18 ----------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .handlers import handle_ufunc
+
+        return handle_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .handlers import HANDLERS
+
+        h = HANDLERS.get(func)
+        if h is None:
+            name = getattr(func, "__module__", "numpy") + "." + getattr(func, "__name__", str(func))
+            raise TraceError(f"{name} is not supported on traced values yet (at {user_loc()})")
+        return h(*args, **kwargs)
+
+    # -- in-place writes --------------------------------------------------------------------
+    def __setitem__(self, key, value):
+        raise TraceError(f"in-place assignment to a traced array (x[...] = v) at {user_loc()}; "
+                         "build a new array instead (np.where, np.concatenate)")
+
+
+def _binop(ufunc):
+    def op(self, other):
+        return ufunc(self, other)
+
+    def rop(self, other):
+        return ufunc(other, self)
+
+    return op, rop
+
+
+for _name, _uf in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
+                   ("truediv", np.divide), ("pow", np.power), ("matmul", np.matmul),
+                   ("mod", np.remainder), ("floordiv", np.floor_divide),
+                   ("and", np.logical_and), ("or", np.logical_or), ("xor", np.logical_xor)]:
+    _op, _rop = _binop(_uf)
+    setattr(Tracer, f"__{_name}__", _op)
+    setattr(Tracer, f"__r{_name}__", _rop)
+for _name, _uf in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
+                   ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
+    setattr(Tracer, f"__{_name}__", _binop(_uf)[0])
+Tracer.__neg__ = lambda self: np.negative(self)
+Tracer.__pos__ = lambda self: self
+Tracer.__abs__ = lambda self: np.absolute(self)
+Tracer.__invert__ = lambda self: np.logical_not(self) if self.dtype == bool else np.invert(self)

@@ -1,0 +1,163 @@
+"""Structured arguments: find array leaves in any nesting of objects, dataclasses, dicts,
+lists, tuples and namedtuples, name them by field paths, and rebuild copies.
+
+Leaves are ndarrays, NumPy scalars, Python floats/complex and traced values. Python
+ints, bools, strings, None, callables and modules are static: part of the structure.
+The same object reachable by two paths is one leaf, named by the first path found.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+
+import numpy as np
+
+_STATIC_TYPES = (int, bool, str, bytes, type(None), type, types.FunctionType, types.ModuleType,
+                 types.BuiltinFunctionType, types.MethodType, slice, type(Ellipsis), range)
+
+
+def is_leaf(x) -> bool:
+    from .trace import Tracer
+
+    if isinstance(x, bool) or (isinstance(x, int) and not isinstance(x, np.generic)):
+        return False
+    return isinstance(x, (np.ndarray, np.generic, float, complex, Tracer))
+
+
+def _is_namedtuple(x) -> bool:
+    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+
+
+def children(x):
+    """(key, child) pairs of a container, or None for a leaf or static value."""
+    if isinstance(x, dict):
+        return list(x.items())
+    if _is_namedtuple(x):
+        return list(zip(x._fields, x))
+    if isinstance(x, (list, tuple)):
+        return list(enumerate(x))
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return [(f.name, getattr(x, f.name)) for f in dataclasses.fields(x)]
+    if isinstance(x, _STATIC_TYPES) or callable(x) and not hasattr(x, "__dict__"):
+        return None
+    d = getattr(x, "__dict__", None)
+    if d is not None and not isinstance(x, type):
+        return [(k, v) for k, v in d.items() if not k.startswith("__")]
+    slots = getattr(type(x), "__slots__", None)
+    if slots:
+        return [(k, getattr(x, k)) for k in slots if hasattr(x, k)]
+    return None
+
+
+def flatten(x):
+    """-> (paths, leaves, treedef). `treedef` is hashable and describes the structure,
+    including the static values, so two calls with equal treedefs line up leaf by leaf."""
+    paths, leaves, seen = [], [], {}
+
+    def walk(obj, path, active):
+        if is_leaf(obj):
+            k = seen.get(id(obj))
+            if k is None:
+                k = seen[id(obj)] = len(leaves)
+                paths.append(path)
+                leaves.append(obj)
+            return ("leaf", k, _leaf_kind(obj))
+        kids = children(obj)
+        if kids is None:
+            return ("static", _static_key(obj))
+        if id(obj) in active:
+            raise ValueError(f"argument structure has a cycle at field path {path}")
+        active = active | {id(obj)}
+        return (type(obj), tuple((k, walk(v, path + (k,), active)) for k, v in kids))
+
+    tree = walk(x, (), frozenset())
+    return paths, leaves, tree
+
+
+def _leaf_kind(x):
+    if isinstance(x, float):
+        return "float"
+    if isinstance(x, complex):
+        return "complex"
+    return "array"
+
+
+def _static_key(x):
+    try:
+        hash(x)
+        return x
+    except TypeError:
+        return ("id", id(x))
+
+
+def unflatten_like(x, leaves):
+    """A copy of structure `x` with its leaves replaced, in `flatten` order."""
+    seen = {}
+    it = iter(leaves)
+
+    def build(obj):
+        if is_leaf(obj):
+            if id(obj) not in seen:
+                seen[id(obj)] = next(it)
+            return seen[id(obj)]
+        kids = children(obj)
+        if kids is None:
+            return obj
+        new = {k: build(v) for k, v in kids}
+        return rebuild(obj, new)
+
+    return build(x)
+
+
+def rebuild(obj, new: dict):
+    if isinstance(obj, dict):
+        out = copy.copy(obj)
+        out.update(new)
+        return out
+    if _is_namedtuple(obj):
+        return type(obj)(**new)
+    if isinstance(obj, tuple):
+        return type(obj)(new[i] for i in range(len(obj)))
+    if isinstance(obj, list):
+        out = copy.copy(obj)
+        out[:] = [new[i] for i in range(len(obj))]
+        return out
+    out = copy.copy(obj)
+    for k, v in new.items():
+        object.__setattr__(out, k, v)
+    return out
+
+
+def get_path(obj, path):
+    for k in path:
+        obj = obj[k] if isinstance(obj, (dict, list)) or (isinstance(obj, tuple) and isinstance(k, int)) \
+            else getattr(obj, k)
+    return obj
+
+
+def set_path(obj, path, value):
+    """Write `value` at `path` inside `obj`: in place into an array leaf where possible."""
+    parent = get_path(obj, path[:-1])
+    k = path[-1]
+    old = parent[k] if isinstance(parent, (dict, list)) or (
+        isinstance(parent, tuple) and isinstance(k, int)) else getattr(parent, k)
+    if isinstance(old, np.ndarray) and old.flags.writeable and np.shape(value) == old.shape:
+        old[...] = value
+        return
+    if isinstance(parent, (dict, list)):
+        parent[k] = value
+    elif isinstance(parent, tuple):
+        raise TypeError(f"cannot update field path {path}: it sits in an immutable tuple "
+                        "and its leaf is not a writable array")
+    else:
+        object.__setattr__(parent, k, value)
+
+
+def describe(treedef) -> str:
+    if treedef[0] == "leaf":
+        return treedef[2]
+    if treedef[0] == "static":
+        return repr(treedef[1])
+    return getattr(treedef[0], "__name__", str(treedef[0]))
