@@ -98,7 +98,15 @@ class Trace:
         return var
 
     def _record(self, prim, inputs, params, outs):
-        out_vars = tuple(self.tape.new_var(*aval(o)) for o in outs)
+        tape = self.tape
+        out_vars = []
+        for o in outs:
+            if isinstance(o, np.ndarray):
+                out_vars.append(Var(tape.next_id, o.dtype, o.shape))
+                tape.next_id += 1
+            else:
+                out_vars.append(tape.new_var(*aval(o)))
+        out_vars = tuple(out_vars)
         self.tape.ops.append(Op(prim, tuple(inputs), out_vars, params,
                                 loc=self.loc if self.loc is not None else user_loc(), note=self.note))
         for v, o in zip(out_vars, outs):
@@ -282,19 +290,7 @@ class Tracer:
             "traced (use NumPy functions on it) or wrap it in tg.stop_gradient explicitly")
 
     # -- NEP 13 / 18 ----------------------------------------------------------------------
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from .handlers import handle_ufunc
-
-        return handle_ufunc(ufunc, method, inputs, kwargs)
-
-    def __array_function__(self, func, types, args, kwargs):
-        from .handlers import HANDLERS
-
-        h = HANDLERS.get(func)
-        if h is None:
-            name = getattr(func, "__module__", "numpy") + "." + getattr(func, "__name__", str(func))
-            raise TraceError(f"{name} is not supported on traced values yet (at {user_loc()})")
-        return h(*args, **kwargs)
+    # __array_ufunc__ and __array_function__ are installed by `handlers.py`.
 
     # -- in-place writes --------------------------------------------------------------------
     def __setitem__(self, key, value):

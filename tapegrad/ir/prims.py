@@ -108,6 +108,9 @@ def _getitem(x, *arrays, index):
 def _untake(g, *arrays, index, shape):
     """zeros(shape) with g added at index (np.add.at semantics): the adjoint of getitem."""
     out = np.zeros(shape, dtype=np.result_type(g))
+    if not arrays:  # basic indexing selects each element at most once
+        out[decode_index(index, arrays)] = g
+        return out
     idx = tuple(np.nonzero(a)[0] if getattr(a, "dtype", None) == bool and a.ndim == 1 else a
                 for a in decode_index(index, arrays))
     if any(isinstance(i, np.ndarray) and i.dtype == bool for i in idx):

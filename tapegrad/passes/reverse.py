@@ -85,13 +85,10 @@ def backward(trace: Trace, out, wrt: list, seed=None) -> list:
         params = op.kw
         for i, c in _cotangents(op, todo, g, ans, args, params, trace, out):
             a = op.inputs[i]
-            c = unbroadcast(trace, c, a)
-            prev = ct.get(a.id)
-            if prev is None:
-                ct[a.id] = c
-            else:
-                with trace.noting(f"d%{out.id}/d%{a.id}", op.loc):
-                    ct[a.id] = prev + c
+            with trace.noting(f"d%{out.id}/d%{a.id}", op.loc):
+                c = unbroadcast(trace, c, a)
+                prev = ct.get(a.id)
+                ct[a.id] = c if prev is None else prev + c
     return [ct.get(i) for i in wrt_ids]
 
 
