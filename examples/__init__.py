@@ -1,0 +1,1 @@
+"""Runnable tapegrad examples: `python -m examples.<name>` from the repository root."""
