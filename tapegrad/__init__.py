@@ -3,6 +3,7 @@
 from . import handlers as _handlers  # noqa: F401  (installs NumPy dispatch on Tracer)
 from .api import (GradResult, defjvp, defvjp, diffrule, grad, nodiff, play, primitive,
                   stop_gradient, trace, update, value_and_grad)
+from .debug import debug_nans
 from .errors import GuardError, NoDerivativeError, TraceError
 from .ir import Tape
 from .param import Param, diff, value
@@ -10,6 +11,6 @@ from .trace import is_traced
 
 __version__ = "0.1.0"
 
-__all__ = ["GradResult", "GuardError", "Param", "diff", "value", "NoDerivativeError", "Tape", "TraceError", "defjvp",
+__all__ = ["GradResult", "GuardError", "debug_nans", "Param", "diff", "value", "NoDerivativeError", "Tape", "TraceError", "defjvp",
            "defvjp", "diffrule", "grad", "is_traced", "nodiff", "play", "primitive",
            "stop_gradient", "trace", "update", "value_and_grad"]

@@ -107,10 +107,13 @@ class Trace:
             else:
                 out_vars.append(tape.new_var(*aval(o)))
         out_vars = tuple(out_vars)
-        self.tape.ops.append(Op(prim, tuple(inputs), out_vars, params,
-                                loc=self.loc if self.loc is not None else user_loc(), note=self.note))
+        op = Op(prim, tuple(inputs), out_vars, params,
+                loc=self.loc if self.loc is not None else user_loc(), note=self.note)
+        self.tape.ops.append(op)
         for v, o in zip(out_vars, outs):
             self.values[v.id] = o
+        if DEBUG_NANS[0]:
+            check_nans(op, [a.value if isinstance(a, Const) else self.values[a.id] for a in inputs], outs)
         return out_vars
 
     def tracer(self, atom) -> "Tracer | object":
@@ -132,6 +135,28 @@ class Trace:
             yield
         finally:
             self.note, self.loc = old
+
+
+DEBUG_NANS = [False]
+
+
+def _has_nan(x) -> bool:
+    while isinstance(x, Tracer):
+        x = x.value
+    try:
+        a = np.asarray(x)
+    except TraceError:
+        return False
+    return a.dtype.kind in "fc" and bool(np.isnan(a).any())
+
+
+def check_nans(op, ins, outs) -> None:
+    """Under `tg.debug_nans()`: raise at the first op that makes a NaN from NaN-free inputs."""
+    if any(_has_nan(o) for o in outs) and not any(_has_nan(i) for i in ins):
+        from .ir import format_op
+
+        where = "backward" if op.note else "forward"
+        raise FloatingPointError(f"NaN first produced in the {where} pass by {format_op(op)}")
 
 
 def escaped_message(x) -> str:

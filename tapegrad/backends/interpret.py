@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import GuardError
 from ..ir import Const, format_op
-from ..trace import Tracer, bind
+from ..trace import DEBUG_NANS, Tracer, bind, check_nans
 
 
 def run(tape, leaves: list) -> list:
@@ -37,6 +37,8 @@ def run(tape, leaves: list) -> list:
                 raise
             raise type(e)(f"{e}\n  while executing {format_op(op)}") from e
         outs = out if op.prim.multiple_results else (out,)
+        if DEBUG_NANS[0]:
+            check_nans(op, vals, outs)
         for v, o in zip(op.outputs, outs):
             env[v.id] = o
             for g in guards.get(v.id, ()):
