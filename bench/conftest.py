@@ -1,0 +1,34 @@
+"""Benchmark set-up: one BLAS/OpenMP thread, peers imported when installed.
+
+Run with `pytest bench/ --benchmark-enable` (see bench/README.md); thread variables are
+also set here in case the caller forgot, but only take effect if NumPy is not yet loaded.
+"""
+
+import importlib.util
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import pytest  # noqa: E402
+
+
+def have(mod: str) -> bool:
+    return importlib.util.find_spec(mod) is not None
+
+
+def pytest_report_header(config):
+    import numpy as np
+
+    peers = ", ".join(f"{m}={'yes' if have(m) else 'no'}" for m in ("autograd", "jax", "torch"))
+    return [f"tapegrad bench: numpy {np.__version__}; peers: {peers}; "
+            f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}"]
+
+
+@pytest.fixture
+def rng():
+    import numpy as np
+
+    return np.random.default_rng(0)
