@@ -1,0 +1,116 @@
+"""Reliability of the core: threads, leaks, NaN/inf semantics, debug_nans."""
+
+import gc
+import resource
+import threading
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def _fns():
+    return [
+        (lambda x: np.sum(np.tanh(x) * x), lambda x: np.tanh(x) + x * (1 - np.tanh(x) ** 2)),
+        (lambda x: np.sum(np.exp(-x * x)), lambda x: -2 * x * np.exp(-x * x)),
+        (lambda x: np.sum(np.sin(x) ** 2), lambda x: 2 * np.sin(x) * np.cos(x)),
+        (lambda x: np.mean(x**3), lambda x: 3 * x**2 / x.size),
+    ]
+
+
+def _run_threads(n_threads, n_calls):
+    fns = _fns()
+    errors, results = [], {}
+
+    def work(k):
+        try:
+            f, df = fns[k % len(fns)]
+            rng = np.random.default_rng(k)
+            for i in range(n_calls):
+                x = rng.normal(size=5)
+                val, g = tg.grad(f, x)
+                np.testing.assert_allclose(val, f(x), rtol=1e-12)
+                np.testing.assert_allclose(g[0], df(x), rtol=1e-10, atol=1e-12)
+            results[k] = n_calls
+        except Exception as e:  # surfaced below
+            errors.append((k, e))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sum(results.values()) == n_threads * n_calls
+
+
+def test_threads_trace_independently():
+    _run_threads(8, 60)
+
+
+@pytest.mark.slow
+def test_threads_1000_calls_each():
+    _run_threads(8, 1000)
+
+
+def _rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover
+
+
+def _leak_run(n):
+    f = lambda x: np.sum(np.tanh(x) ** 2)  # noqa: E731
+    x = np.random.default_rng(0).normal(size=10)
+    for _ in range(500):
+        tg.grad(f, x)
+    gc.collect()
+    before = _rss_mb()
+    for _ in range(n):
+        tg.grad(f, x)
+    gc.collect()
+    return before, _rss_mb()
+
+
+def test_no_leak_short():
+    before, after = _leak_run(5_000)
+    assert after - before < 5, (before, after)
+
+
+@pytest.mark.slow
+def test_no_leak_100k():
+    before, after = _leak_run(100_000)
+    assert after - before < 5, (before, after)
+
+
+def test_nan_and_inf_propagate_like_numpy():
+    x = np.array([0.0, 1.0, np.inf, np.nan, -1.0])
+    f = lambda x: np.sum(np.sqrt(x))  # noqa: E731
+    with np.errstate(all="ignore"):
+        val, g = tg.grad(f, x)
+        expect_val = np.sum(np.sqrt(x))
+        expect_g = 0.5 / np.sqrt(x)
+    assert np.isnan(val) and np.isnan(expect_val)
+    np.testing.assert_array_equal(g[0], expect_g)  # inf, 0.5, 0, nan, nan
+
+
+def test_debug_nans_names_the_op():
+    f = lambda x: np.sum(np.log(x) * 0.0 + x)  # noqa: E731
+    x = np.array([-1.0, 2.0])
+    with pytest.raises(FloatingPointError, match=r"forward pass by %\d+ = log"):
+        with np.errstate(all="ignore"), tg.debug_nans():
+            tg.grad(f, x)
+    with np.errstate(all="ignore"):
+        val, g = tg.grad(f, x)  # off again: NumPy semantics, no exception
+    assert np.isnan(val)
+
+
+def test_debug_nans_in_backward():
+    # forward is finite, the backward of sqrt at 0 gives inf * 0 = nan
+    f = lambda x: np.sum(np.sqrt(x) * 0.0)  # noqa: E731
+    with pytest.raises(FloatingPointError, match="backward pass"):
+        with np.errstate(all="ignore"), tg.debug_nans():
+            tg.grad(f, np.array([0.0, 1.0]))
