@@ -166,6 +166,9 @@ for _name, _f, _gen in [("sum", np.sum, R), ("prod", np.prod, NonZero), ("max", 
         for _kd in (False, True):
             case(f"{_name} axis={_axis} keepdims={_kd}",
                  (lambda f, a, k: lambda x: f(x, axis=a, keepdims=k))(_f, _axis, _kd), _gen(2, 3, 4))
+case("prod with one zero", lambda x: np.prod(x, axis=1), Const(np.array([[1.5, 0.0, 2.0], [0.5, 3.0, -1.0]])),
+     order=1)
+case("prod with two zeros", np.prod, Const(np.array([0.0, 2.0, 0.0])), order=1)
 case("sum method", lambda x: x.sum(0) + x.sum(axis=1, keepdims=True), R(3, 3))
 case("max ties split", lambda x: np.max(x), Const(np.array([1.0, 3.0, 3.0])), order=1)
 case("min ties along axis", lambda x: np.min(x, axis=1), Const(np.array([[1.0, 1.0], [2.0, 0.5]])),
@@ -220,7 +223,10 @@ for _spec, _shapes in [("ij,jk->ik", [(2, 3), (3, 4)]), ("ij,jk", [(2, 3), (3, 4
                        ("i,i->", [(4,), (4,)]), ("ijk,ik->j", [(2, 3, 4), (2, 4)]), ("ij->ji", [(2, 3)]),
                        ("...ij,...jk->...ik", [(5, 2, 3), (5, 3, 4)]), ("ij,k->ik", [(2, 3), (4,)]),
                        ("i,j,k->ijk", [(2,), (3,), (4,)]), ("bij,bjk,k->bi", [(2, 3, 4), (2, 4, 5), (5,)]),
-                       ("...i->...", [(2, 3, 4)]), ("i...->...", [(2, 3, 4)])]:
+                       ("...i->...", [(2, 3, 4)]), ("i...->...", [(2, 3, 4)]), ("ii->", [(3, 3)]),
+                       ("ii", [(3, 3)]), ("ii->i", [(3, 3)]), ("iji->ij", [(2, 3, 2)]),
+                       ("ij,jj->i", [(2, 3), (3, 3)]), ("...ii->...i", [(2, 3, 3)]),
+                       ("ij...,k->i...", [(2, 3, 4), (5,)]), ("...ij,...jk->...ik", [(1, 2, 3), (5, 3, 4)])]:
     case(f"einsum {_spec}", (lambda s: lambda *xs: np.einsum(s, *xs))(_spec), *[R(*s) for s in _shapes])
 
 # -- shapes -----------------------------------------------------------------------------------------

@@ -31,48 +31,59 @@ def _einsum_vjp(g, ans, *xs, subscripts):
     ins = ins.split(",")
     res = []
     for i, s in enumerate(ins):
-        if len(set(s.replace("...", ""))) != len(s.replace("...", "")):
-            from ..errors import NoDerivativeError
-
-            raise NoDerivativeError(f"einsum {subscripts!r}: no derivative rule for an operand "
-                                    "with a repeated index")
         others = [x for j, x in enumerate(xs) if j != i]
         other_s = [t for j, t in enumerate(ins) if j != i]
-        # letters of operand i missing from everything else are summed out: restore with ones
+        letters = s.replace("...", "")
         present = set(out + "".join(other_s))
-        missing = [c for c in s.replace("...", "") if c not in present]
-        target = s
-        if missing:
-            target = "".join(c for c in s if c not in missing)
-        spec = ",".join([out] + other_s) + "->" + target
-        r = np.einsum(spec, g, *others)
-        if missing:
-            shape = [1 if c in missing else None for c in s.replace("...", "")]
-            r = _restore(r, s, missing, np.shape(xs[i]))
+        # each distinct letter of operand i once; letters found nowhere else were summed out
+        keep = "".join(c for k, c in enumerate(letters) if c in present and c not in letters[:k])
+        target = ("..." if "..." in s else "") + keep
+        r = np.einsum(",".join([out] + other_s) + "->" + target, g, *others)
+        if keep != letters:
+            r = _spread(r, s, keep, np.shape(xs[i]))
         res.append(r)
     return res
 
 
-def _restore(r, s, missing, shape):
-    ell = "..." in s
-    letters = s.replace("...", "")
-    nell = len(shape) - len(letters)
-    full = list(letters[: s.index("...")] if ell else letters)
-    expand_shape = []
-    pos = 0
-    flat = list(s.replace("...", "*"))
+def _spread(r, s, keep, shape):
+    """From `r` (subscripts `...keep`) to operand shape `shape` (subscripts `s`): broadcast
+    along summed-out letters and put repeated letters (`ii`) on their diagonal."""
+    flat = s.replace("...", "*")
+    nell = len(shape) - len(flat) + ("*" in flat)
+    if nell and flat.index("*"):  # r has its ellipsis dims first: move them where `s` has them
+        before = flat[:flat.index("*")]
+        lead = sum(1 for k, c in enumerate(before) if c in keep and c not in before[:k])
+        r = np.moveaxis(r, tuple(range(nell)), tuple(range(lead, lead + nell)))
+    rshape, full, pos, seen, diag = list(np.shape(r)), [], 0, "", {}
+    k = 0
     for c in flat:
         if c == "*":
-            expand_shape += list(shape[pos:pos + nell])
+            full += rshape[k:k + nell]
+            k += nell
             pos += nell
-        elif c in missing:
-            expand_shape.append(1)
-            pos += 1
+            continue
+        if c in keep and c not in seen:
+            full.append(rshape[k])
+            k += 1
         else:
-            expand_shape.append(shape[pos])
-            pos += 1
-    del full
-    return np.broadcast_to(np.reshape(r, expand_shape), shape)
+            full.append(1)
+        diag.setdefault(c, []).append(pos)
+        seen += c
+        pos += 1
+    bshape = tuple(shape[p] if full[p] == 1 else full[p] for p in range(len(full)))
+    r = np.broadcast_to(np.reshape(r, full), bshape)
+    for c, ps in diag.items():
+        if len(ps) > 1:  # keep r[..., i, ..., i, ...] only: a constant diagonal mask
+            n = shape[ps[0]]
+            m = np.ones((n,) * len(ps), bool)
+            grids = np.indices(m.shape, sparse=True)
+            for gr in grids[1:]:
+                m = m & (gr == grids[0])
+            mshape = [1] * len(shape)
+            for p in ps:
+                mshape[p] = n
+            r = r * np.reshape(m, mshape)
+    return r
 
 
 vjp_all("einsum", _einsum_vjp)

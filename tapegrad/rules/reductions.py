@@ -18,8 +18,27 @@ def _expand(g, x, axis, keepdims):
 
 
 vjp("sum", lambda g, ans, x, axis, keepdims: _expand(g, x, axis, keepdims))
-vjp("prod", lambda g, ans, x, axis, keepdims:
-    _expand(g * ans, x, axis, keepdims) / x)  # defined where x != 0, as in HIPS autograd
+
+
+def _prod_vjp(g, ans, x, axis, keepdims):
+    # the product of all the other entries, from exclusive cumulative products: no division,
+    # so exact where x has zeros (HIPS autograd's ans / x gives nan there)
+    shape = np.shape(x)
+    axes = tuple(range(len(shape))) if axis is None else tuple(axis)
+    rest = [a for a in range(len(shape)) if a not in axes]
+    n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+    if n <= 1:
+        return _expand(g, x, axis, keepdims)
+    perm = rest + list(axes)
+    x2 = np.reshape(np.transpose(x, perm), [shape[a] for a in rest] + [n])
+    one = np.ones([shape[a] for a in rest] + [1], dtype=x2.dtype)
+    left = np.concatenate([one, np.cumprod(x2[..., :-1], axis=-1)], axis=-1)
+    right = np.flip(np.concatenate([one, np.cumprod(np.flip(x2, -1)[..., :-1], axis=-1)], axis=-1), -1)
+    others = np.transpose(np.reshape(left * right, [shape[a] for a in perm]), np.argsort(perm))
+    return _expand(g, x, axis, keepdims) * others
+
+
+vjp("prod", _prod_vjp)
 
 
 def _minmax_vjp(g, ans, x, axis, keepdims):
@@ -38,7 +57,7 @@ def _rev(x, axis):
 
 
 vjp("cumsum", lambda g, ans, x, axis: _rev(np.cumsum(_rev(g, axis), axis=axis), axis))
-vjp("cumprod", lambda g, ans, x, axis:
+vjp("cumprod", lambda g, ans, x, axis:  # divides by x: nan where x has zeros, as in HIPS autograd
     _rev(np.cumsum(_rev(g * ans, axis), axis=axis), axis) / x)
 
 
