@@ -20,6 +20,11 @@ def run(tape, leaves: list) -> list:
     guards = {}
     for g in tape.guards:
         guards.setdefault(g.var.id, []).append(g)
+    if guards and not traced:  # guards on inputs (`range(n)` on a 0-d int input)
+        for v, x in zip(tape.inputs, leaves):
+            for g in guards.get(v.id, ()):
+                if not g.holds(x):
+                    raise GuardError(_failed(g))
     buffers = {}
     for op in tape.ops:
         vals = [a.value if isinstance(a, Const) else env[a.id] for a in op.inputs]
@@ -43,10 +48,13 @@ def run(tape, leaves: list) -> list:
             env[v.id] = o
             for g in guards.get(v.id, ()):
                 if not traced and not g.holds(o):
-                    raise GuardError(
-                        f"guard failed: {g.kind}(%{g.var.id}) was {g.expected!r} when traced"
-                        f" ({g.loc}); these inputs take another path: re-trace (tg.jit does this)")
+                    raise GuardError(_failed(g))
     return [a.value if isinstance(a, Const) else env[a.id] for a in tape.outputs]
+
+
+def _failed(g) -> str:
+    return (f"guard failed: {g.kind}(%{g.var.id}) was {g.expected!r} when traced ({g.loc}); "
+            "these inputs take another path: re-trace (tg.jit does this)")
 
 
 def _into_buffer(op, vals, buffers):

@@ -1,0 +1,357 @@
+"""The dynamic cache: reuse tapes while the control-flow signature holds (`tg.jit`,
+`tg.grad(f, *args, dynamic=True)`).
+
+A tape records one execution. Tracing records a `Guard` wherever Python looked at a
+traced value (`if x.sum() > 0`, `range(int(n))`, `.item()`, `np.any(...)` in an `if`),
+and this module adds a `shape` guard after each boolean-mask `getitem`, whose result
+shape depends on the data. On a call:
+
+1. the cheap input signature (per argument: the `tree.flatten` treedef, which holds the
+   structure and the static values -- ints, bools, strings, None -- plus leaf shapes
+   and dtypes) selects the candidate entries, most recently used first;
+2. each candidate's tape is replayed; its guards are checked as their values are
+   computed (`backends/interpret.py`), so a candidate whose path differs raises
+   `GuardError` before anything is returned;
+3. when no candidate holds, `f` is traced again and the new tape added. The cache is
+   a bounded LRU over entries; a lock keeps it consistent under threads (tracing and
+   replay run outside the lock).
+
+Statistics: `hits + misses == calls`; `retraces` counts the misses where the signature
+was known but every entry's guards failed; `entries` is the current size.
+
+Baked-in constants: only the arguments are inputs. Globals, closure cells, keyword
+defaults and any Python value reached other than through an argument are read once,
+at trace time, and frozen into the tape (scalars as literals, arrays as `const` ops).
+Changing them later does not re-trace: call `jf.cache_clear()` or pass them as
+arguments. Keyword arguments of a call are treated as one extra (dict) argument.
+Calls with traced arguments (a `tg.jit` function inside `grad`) are traced through
+directly, never replayed from the cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import weakref
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from . import tree
+from .backends import interpret
+from .core import Slot, fill, grad_call, trace_call
+from .errors import GuardError
+from .ir import Guard, Var
+from .trace import Tracer
+
+CacheInfo = namedtuple("CacheInfo", "hits misses retraces entries maxsize")
+
+_FLOAT_KEY = ("float",)
+
+
+# -- signature ------------------------------------------------------------------------------
+
+
+def signature(args):
+    """-> (key, flat leaves, traced?) for positional `args`; `key` is hashable."""
+    key, leaves, traced = [], [], False
+    for a in args:
+        t = type(a)
+        if t is np.ndarray:
+            key.append((a.shape, a.dtype))
+            leaves.append(a)
+        elif t is float:
+            key.append(_FLOAT_KEY)
+            leaves.append(a)
+        elif a is None or t is int or t is bool or t is str:
+            key.append(("static", t, a))
+        else:
+            _, lv, td = tree.flatten(a)
+            avals = []
+            for x in lv:
+                if isinstance(x, Tracer):
+                    traced = True
+                    avals.append((x.shape, x.dtype))
+                elif isinstance(x, (np.ndarray, np.generic)):
+                    avals.append((x.shape, x.dtype))
+                else:
+                    avals.append(type(x))
+            key.append((td, tuple(avals)))
+            leaves.extend(lv)
+    return tuple(key), leaves, traced
+
+
+def add_shape_guards(tape) -> None:
+    """Guard the result shape of every op whose shape depends on data (boolean masks)."""
+    have = {(g.kind, g.var.id) for g in tape.guards}
+    for op in tape.ops:
+        p = op.prim
+        if not p.data_dependent_shape or p.name == "untake":
+            continue
+        if p.name == "getitem" and not any(isinstance(a, Var) and a.dtype == np.bool_ and a.shape
+                                           for a in op.inputs[1:]):
+            continue
+        for v in op.outputs:
+            if ("shape", v.id) not in have:
+                tape.guards.append(Guard("shape", v, v.shape, loc=op.loc))
+
+
+# -- cache ------------------------------------------------------------------------------------
+
+
+class _Entry:
+    __slots__ = ("key", "tape", "runner", "path")
+
+    def __init__(self, key, tape, runner):
+        self.key, self.tape, self.runner = key, tape, runner
+        self.path = tuple((g.kind, g.var.id, g.expected) for g in tape.guards)
+
+
+class GuardedCache:
+    """Entries grouped by input signature, evicted least-recently-used first."""
+
+    def __init__(self, maxsize: int = 64):
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self._lock = threading.Lock()
+        self._by_key: dict = {}  # key -> [entry], most recently used first
+        self._lru: OrderedDict = OrderedDict()  # entry -> None, oldest first
+        self.hits = self.misses = self.retraces = 0
+
+    def candidates(self, key) -> list:
+        with self._lock:
+            return list(self._by_key.get(key, ()))
+
+    def hit(self, entry) -> None:
+        with self._lock:
+            self.hits += 1
+            if entry in self._lru:
+                self._lru.move_to_end(entry)
+                lst = self._by_key[entry.key]
+                if lst[0] is not entry:
+                    lst.remove(entry)
+                    lst.insert(0, entry)
+
+    def add(self, entry, retrace: bool) -> None:
+        with self._lock:
+            self.misses += 1
+            self.retraces += retrace
+            lst = self._by_key.setdefault(entry.key, [])
+            if any(e.path == entry.path for e in lst):  # another thread traced it meanwhile
+                return
+            lst.insert(0, entry)
+            self._lru[entry] = None
+            while len(self._lru) > self.maxsize:
+                old, _ = self._lru.popitem(last=False)
+                olst = self._by_key[old.key]
+                olst.remove(old)
+                if not olst:
+                    del self._by_key[old.key]
+
+    def info(self) -> CacheInfo:
+        with self._lock:
+            return CacheInfo(self.hits, self.misses, self.retraces, len(self._lru), self.maxsize)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_key.clear()
+            self._lru.clear()
+            self.hits = self.misses = self.retraces = 0
+
+    def tapes(self) -> list:
+        with self._lock:
+            return [e.tape for e in self._lru]
+
+
+def _runner(tape, compile: bool):
+    """flat leaves -> flat outputs; the compiled tape when asked for and able to check guards."""
+    if compile:
+        ctape = _compile(tape)
+        if ctape is not None and (not tape.guards or getattr(ctape, "checks_guards", False)):
+            run = getattr(ctape, "run", None)
+            if run is not None:
+                return run
+    return functools.partial(interpret.run, tape)
+
+
+def _compile(tape):
+    try:
+        from .compile import compile as tg_compile
+    except ImportError:
+        return None
+    return tg_compile(tape)
+
+
+class _Cached:
+    """Shared call logic: signature -> replay a candidate -> else trace and add."""
+
+    def __init__(self, f, maxsize=64, compile=False):
+        self.f = f
+        self.compile = compile
+        self.cache = GuardedCache(maxsize)
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            fn = _with_kwargs(self.f, sorted(kwargs))
+            call_args = args + (dict(sorted(kwargs.items())),)
+        else:
+            fn, call_args = self.f, args
+        key, leaves, traced = signature(call_args)
+        if traced:
+            return self._direct(fn, call_args, len(args))
+        cands = self.cache.candidates(key)
+        for entry in cands:
+            try:
+                outs = entry.runner(leaves)
+            except GuardError:
+                continue
+            self.cache.hit(entry)
+            return self._finish(entry, outs)
+        result, tape = self._trace(fn, call_args, len(args))
+        add_shape_guards(tape)
+        self.cache.add(_Entry(key, tape, _runner(tape, self.compile)), retrace=bool(cands))
+        return result
+
+    # -- statistics ----------------------------------------------------------------------
+    def cache_info(self) -> CacheInfo:
+        """(hits, misses, retraces, entries, maxsize); hits + misses == calls."""
+        return self.cache.info()
+
+    @property
+    def stats(self) -> dict:
+        return self.cache.info()._asdict()
+
+    def cache_clear(self) -> None:
+        self.cache.clear()
+
+    @property
+    def tapes(self) -> list:
+        """The cached tapes, least recently used first (print one to see its guards)."""
+        return self.cache.tapes()
+
+
+def _with_kwargs(f, names):
+    def call(*args):
+        return f(*args[:-1], **args[-1])
+
+    call.__name__ = getattr(f, "__name__", "f")
+    return call
+
+
+class Jit(_Cached):
+    """`tg.jit(f)`: `f`'s results, from a cached tape while its guards hold."""
+
+    def __init__(self, f, maxsize=64, compile=False):
+        super().__init__(f, maxsize, compile)
+        functools.update_wrapper(self, f)
+
+    def _direct(self, fn, args, n):
+        return fn(*args)
+
+    def _trace(self, fn, args, n):
+        return trace_call(fn, args)
+
+    def _finish(self, entry, outs):
+        return fill(entry.tape.out_tree, outs)
+
+
+def jit(f=None, *, maxsize: int = 64, compile: bool = False):
+    """A cached callable for `f` (values, or gradients: `jit(value_and_grad(loss))`).
+
+    Usable as `@tg.jit` or `@tg.jit(maxsize=8)`. See the module docstring for what is
+    guarded and what is baked in. `jf.cache_info()` gives the statistics.
+    """
+    if f is None:
+        return lambda f: Jit(f, maxsize=maxsize, compile=compile)
+    return Jit(f, maxsize=maxsize, compile=compile)
+
+
+class DynamicGrad(_Cached):
+    """The Yota form `grad(f, *args)` -> `(value, GradResult)` through the cache."""
+
+    def _direct(self, fn, args, n):
+        return _grad_result(fn, args, n)[0]
+
+    def _trace(self, fn, args, n):
+        return _grad_result(fn, args, n)
+
+    def _finish(self, entry, outs):
+        from .api import GradResult
+
+        val, grads = fill(entry.tape.out_tree, outs)
+        if isinstance(val, np.ndarray) and val.ndim == 0:
+            val = val[()]
+        return val, GradResult(grads, entry.tape)
+
+
+def _grad_result(fn, args, n):
+    """Trace the gradient of `fn` w.r.t. `args[:n]` (the rest: keyword arguments).
+    -> ((value, GradResult), tape) with the tape's outputs laid out as `(value, grads)`."""
+    from .api import GradResult, _yota_format
+    from .passes import optimize
+
+    val, grads, tape, t, used = grad_call(fn, args, None, range(n))
+    used_by_leaf = [[False] * len(lv) for lv in t.arg_leaves[:n]]
+    slot_grads = [None if g is None else [None] * len(g) for g in grads[:n]]
+    for k, ((i, j), u) in enumerate(zip(tape.meta["wrt"], used), start=1):
+        used_by_leaf[i][j] = u
+        slot_grads[i][j] = Slot(k, "float" if isinstance(t.arg_leaves[i][j], float) else "array")
+    a, paths = args[:n], t.arg_paths[:n]
+    gtuple = _yota_format(a, grads[:n], paths, used_by_leaf)
+    tape.out_tree = (Slot(0, "float" if isinstance(val, float) else "array"),
+                     _yota_format(a, slot_grads, paths, used_by_leaf, slots=True))
+    tape = optimize(tape)
+    if isinstance(val, np.ndarray) and val.ndim == 0:
+        val = val[()]
+    return (val, GradResult(gtuple, tape)), tape
+
+
+_grad_caches: dict = {False: weakref.WeakKeyDictionary(), True: weakref.WeakKeyDictionary()}
+_grad_lock = threading.Lock()
+
+
+def dynamic_grad(f, compile: bool = False, maxsize: int = 64) -> DynamicGrad:
+    """The per-function cache behind `tg.grad(f, *args, dynamic=True)`.
+
+    Held weakly: a cache lives as long as its function (for a bound method, as long as
+    both the function and the instance). A function that cannot be weakly referenced
+    gets a fresh cache each call (always correct, never reused)."""
+    caches = _grad_caches[bool(compile)]
+    owner, fn = getattr(f, "__self__", None), getattr(f, "__func__", None)
+    try:
+        with _grad_lock:
+            if fn is not None and owner is not None:
+                per = caches.get(fn)
+                if per is None:
+                    per = caches[fn] = weakref.WeakKeyDictionary()
+                dg = per.get(owner)
+                if dg is None:
+                    dg = per[owner] = DynamicGrad(_weak_method(fn, owner), maxsize, compile)
+                return dg
+            dg = caches.get(f)
+            if dg is None:
+                dg = caches[f] = DynamicGrad(_weak_function(f), maxsize, compile)
+            return dg
+    except TypeError:  # not weakly referenceable or not hashable
+        return DynamicGrad(f, maxsize, compile)
+
+
+def _weak_function(f):
+    ref = weakref.ref(f)
+
+    def call(*args, **kwargs):
+        return ref()(*args, **kwargs)
+
+    call.__name__ = getattr(f, "__name__", "f")
+    return call
+
+
+def _weak_method(fn, owner):
+    rf, ro = weakref.ref(fn), weakref.ref(owner)
+
+    def call(*args, **kwargs):
+        return rf()(ro(), *args, **kwargs)
+
+    call.__name__ = getattr(fn, "__name__", "f")
+    return call
