@@ -4,14 +4,16 @@ from . import handlers as _handlers  # noqa: F401  (installs NumPy dispatch on T
 from .api import (GradResult, defjvp, defvjp, diffrule, grad, nodiff, play, primitive,
                   stop_gradient, trace, update, value_and_grad)
 from .debug import debug_nans
+from .draw import draw
 from .dynamic import jit
 from .errors import GuardError, NoDerivativeError, TraceError
 from .ir import Tape
 from .param import Param, diff, value
+from .profile import profile
 from .trace import is_traced
 
 __version__ = "0.1.0"
 
 __all__ = ["GradResult", "GuardError", "debug_nans", "Param", "diff", "value", "NoDerivativeError", "Tape", "TraceError", "defjvp",
            "defvjp", "diffrule", "grad", "is_traced", "jit", "nodiff", "play", "primitive",
-           "stop_gradient", "trace", "update", "value_and_grad"]
+           "stop_gradient", "trace", "update", "value_and_grad", "profile", "draw"]
