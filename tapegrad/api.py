@@ -48,7 +48,7 @@ def _yota_format(args, grads, paths, used_by_leaf, slots=False):
         gi = grads[i]
         if _is_plain_leaf(a):
             g = gi[0] if gi else None
-            if isinstance(a, float) and g is not None and not slots:
+            if isinstance(a, float) and g is not None and not slots and not isinstance(g, Tracer):
                 g = float(g)
             out.append(g)
         elif gi is None:
@@ -122,7 +122,7 @@ def _grad_transform(f, argnum, with_value):
                 if g is None:
                     raise TypeError(f"grad: argument {k} ({type(a).__name__}) is not differentiable "
                                     "(integer or boolean)")
-                res.append(float(g) if isinstance(a, float) else g)
+                res.append(float(g) if isinstance(a, float) and not isinstance(g, Tracer) else g)
             else:
                 res.append(tree.unflatten_like(a, gl))
         g = tuple(res) if multi else res[0]
