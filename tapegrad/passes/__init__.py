@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 
 from ..ir import Tape, verify
+from .cse import cse
 from .dce import dce
+from .fold import fold
 
-PIPELINE = [dce]
+PIPELINE = [cse, fold, cse, dce]
 
 
 def optimize(tape: Tape, pipeline=None, check: bool | None = None) -> Tape:

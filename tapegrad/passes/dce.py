@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from ..ir import Tape, Var
+import networkx as nx
+
+from ..ir import Tape
+from .graph import OUT, dependency_graph
 
 
 def dce(tape: Tape) -> Tape:
     """Drop ops none of whose outputs reach a tape output or a guard.
 
-    Preserves: play(result, *args) == play(tape, *args); impure ops are kept.
+    Preserves: play(result, *args) == play(tape, *args). Impure ops (effects, random
+    draws) are kept with everything they read. Kept ops are reused as they are, so a
+    buffer plan or fusion groups stay valid (removing readers only shortens lifetimes).
     """
-    live = {a.id for a in tape.outputs if isinstance(a, Var)}
-    live |= {g.var.id for g in tape.guards}
-    kept = []
-    for op in reversed(tape.ops):
-        if op.prim.pure and not any(v.id in live for v in op.outputs):
-            continue
-        kept.append(op)
-        live.update(a.id for a in op.inputs if isinstance(a, Var))
-    kept.reverse()
-    return tape.derive(ops=kept)
+    g = dependency_graph(tape)
+    roots = [OUT] + [i for i, op in enumerate(tape.ops) if not op.prim.pure]
+    keep = set(roots)
+    for r in roots:
+        keep |= nx.ancestors(g, r)
+    return tape.derive(ops=[op for i, op in enumerate(tape.ops) if i in keep])
