@@ -76,7 +76,12 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
         return bind(P.ufunc_prim(ufunc), *inputs)
     if method == "reduce" and ufunc in _REDUCE:
         (x,) = inputs
-        return _reduction(_REDUCE[ufunc], x, kwargs.get("axis", 0), kwargs.get("keepdims", False), dtype)
+        extra = set(kwargs) - {"axis", "keepdims", "initial"}
+        if extra:
+            raise TraceError(f"np.{ufunc.__name__}.reduce keyword(s) {sorted(extra)} are not "
+                             "supported on traced values")
+        return _reduction(_REDUCE[ufunc], x, kwargs.get("axis", 0), kwargs.get("keepdims", False), dtype,
+                          initial=kwargs.get("initial"))
     if method == "accumulate" and ufunc in (np.add, np.multiply):
         fn = np.cumsum if ufunc is np.add else np.cumprod
         return fn(inputs[0], axis=kwargs.get("axis", 0))
@@ -528,7 +533,11 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     _check_out(out, "take")
     if axis is None:
         a, axis = reshape(a, (-1,)), 0
-    return getitem(a, (slice(None),) * (axis % _ndim(a)) + (indices,))
+    axis = axis % _ndim(a)
+    if mode != "raise":  # NumPy's out-of-range policies, applied to the indices first
+        n = _shape(a)[axis]
+        indices = np.mod(indices, n) if mode == "wrap" else np.clip(indices, 0, n - 1)
+    return getitem(a, (slice(None),) * axis + (indices,))
 
 
 @handles(np.take_along_axis)
