@@ -11,9 +11,13 @@ from .ir import Tape
 from .param import Param, diff, value
 from .profile import profile
 from .trace import is_traced
+from .transforms import (check_grads, elementwise_grad, hessian, hessian_vector_product,  # noqa: E402
+                         holomorphic_grad, jacobian, make_jvp, make_vjp)
 
 __version__ = "0.1.0"
 
 __all__ = ["GradResult", "GuardError", "debug_nans", "Param", "diff", "value", "NoDerivativeError", "Tape", "TraceError", "defjvp",
            "defvjp", "diffrule", "grad", "is_traced", "jit", "nodiff", "play", "primitive",
-           "stop_gradient", "trace", "update", "value_and_grad", "profile", "draw"]
+           "stop_gradient", "trace", "update", "value_and_grad", "profile", "draw",
+           "check_grads", "elementwise_grad", "hessian", "hessian_vector_product", "holomorphic_grad",
+           "jacobian", "make_jvp", "make_vjp"]

@@ -62,6 +62,7 @@ def backward(trace: Trace, out, wrt: list, seed=None) -> list:
     ops to `trace.tape`."""
     ops = list(trace.tape.ops)
     wrt_ids = [w.id for w in wrt]
+    wrt_set = set(wrt_ids)
     active = active_vars(ops, wrt_ids)
     if not isinstance(out, Var) or out.id not in active:
         return [None] * len(wrt)
@@ -69,7 +70,8 @@ def backward(trace: Trace, out, wrt: list, seed=None) -> list:
         seed = Tracer(trace, Const(out.dtype.type(1)), out.dtype.type(1))
     ct = {out.id: seed}
     for op in reversed(ops):
-        gs = [ct.pop(v.id, None) for v in op.outputs]
+        # a wrt var made by an op keeps its cotangent: it is differentiated as if independent
+        gs = [None if v.id in wrt_set else ct.pop(v.id, None) for v in op.outputs]
         if all(g is None for g in gs):
             continue
         todo = [i for i, a in enumerate(op.inputs) if isinstance(a, Var) and a.id in active]
