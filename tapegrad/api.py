@@ -51,7 +51,7 @@ def _yota_format(args, grads, paths, used_by_leaf, slots=False):
             if isinstance(a, float) and g is not None and not slots and not isinstance(g, Tracer):
                 g = float(g)
             out.append(g)
-        elif gi is None:
+        elif not gi:  # None, or a structure without differentiable leaves (int, str, bool)
             out.append(None)
         else:
             out.append({p: g for p, g, u in zip(paths[i], gi, used_by_leaf[i]) if g is not None and u})
