@@ -10,6 +10,8 @@ from tapegrad.passes import PIPELINE, optimize
 from tapegrad.passes.cse import cse
 from tapegrad.passes.dce import dce
 from tapegrad.passes.fold import fold
+from tapegrad.passes.fuse import fuse
+from tapegrad.passes.reuse_buffers import BufferError, check_buffers, reuse_buffers
 
 rng = np.random.default_rng(0)
 
@@ -86,5 +88,8 @@ def test_semantics_preserved(name, pipeline):
     opt = optimize(tape, None if pipeline == "all" else [PASSES[pipeline]], check=True)
     assert str(tape) == before  # passes never mutate their input
     verify(opt)
+    check_buffers(opt)
+    check_buffers(reuse_buffers(opt))
+    assert_same(tg.play(reuse_buffers(opt), *args), tg.play(tape, *args))
     assert_same(tg.play(opt, *args), tg.play(tape, *args))
     assert len(dce(opt)) <= len(tape)  # fold leaves what it orphans to dce

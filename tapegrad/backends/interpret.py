@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GuardError
-from ..ir import Const, format_op
+from ..ir import Const, Var, format_op
 from ..trace import DEBUG_NANS, Tracer, bind, check_nans
 
 
@@ -26,15 +26,17 @@ def run(tape, leaves: list) -> list:
                 if not g.holds(x):
                     raise GuardError(_failed(g))
     buffers = {}
-    for op in tape.ops:
+    planned = not traced and any(op.buffers for op in tape.ops)
+    if planned:
+        free_after, last_write = _lifetimes(tape)
+    for i, op in enumerate(tape.ops):
         vals = [a.value if isinstance(a, Const) else env[a.id] for a in op.inputs]
         kw = op.kw
         try:
             if traced:
                 out = bind(op.prim, *vals, **kw)
-            elif op.buffers and op.buffers[0] is not None and op.prim.elementwise and \
-                    isinstance(op.prim.impl, np.ufunc):
-                out = _into_buffer(op, vals, buffers)
+            elif op.buffers and op.buffers[0] is not None:
+                out = _into_buffer(op, vals, kw, buffers)
             else:
                 out = op.prim.impl(*vals, **kw)
         except Exception as e:
@@ -49,6 +51,11 @@ def run(tape, leaves: list) -> list:
             for g in guards.get(v.id, ()):
                 if not traced and not g.holds(o):
                     raise GuardError(_failed(g))
+        if planned:  # drop dead values so the memory the plan saves is really saved
+            for vid in free_after[i]:
+                env.pop(vid, None)
+            for b in last_write[i]:
+                buffers.pop(b, None)
     return [a.value if isinstance(a, Const) else env[a.id] for a in tape.outputs]
 
 
@@ -57,18 +64,43 @@ def _failed(g) -> str:
             "these inputs take another path: re-trace (tg.jit does this)")
 
 
-def _into_buffer(op, vals, buffers):
-    """Evaluate an elementwise ufunc op into the buffer the reuse plan gave it."""
-    v = op.outputs[0]
-    b = op.buffers[0]
+def _lifetimes(tape):
+    """Per op index: the var ids read for the last time there (not outputs), and the
+    buffers written for the last time there (later values keep them alive in `env`)."""
+    n = len(tape.ops)
+    last = {}
+    for i, op in enumerate(tape.ops):
+        for a in op.inputs:
+            if isinstance(a, Var):
+                last[a.id] = i
+        for v in op.outputs:
+            last.setdefault(v.id, i)
+    for a in list(tape.outputs) + [g.var for g in tape.guards]:
+        if isinstance(a, Var):
+            last[a.id] = n
+    free_after = [[] for _ in range(n)]
+    for vid, i in last.items():
+        if i < n:
+            free_after[i].append(vid)
+    last_write = [[] for _ in range(n)]
+    seen = set()
+    for i in range(n - 1, -1, -1):
+        for b in tape.ops[i].buffers or ():
+            if b is not None and b not in seen:
+                seen.add(b)
+                last_write[i].append(b)
+    return free_after, last_write
+
+
+def _into_buffer(op, vals, kw, buffers):
+    """Evaluate `op` into the buffer the reuse plan gave it (ufunc `out=`), or allocate
+    the buffer. The plan (checked by `passes.reuse_buffers.check_buffers`) guarantees
+    nothing still needed lives there; ufuncs handle an input overlapping `out`."""
+    v, b = op.outputs[0], op.buffers[0]
     buf = buffers.get(b)
-    if buf is None or buf.shape != v.shape or buf.dtype != v.dtype:
-        buf = np.empty(v.shape, v.dtype)
-    else:
-        for x in vals:
-            if isinstance(x, np.ndarray) and np.may_share_memory(x, buf) and x is not buf:
-                buf = np.empty(v.shape, v.dtype)
-                break
-    op.prim.impl(*vals, out=buf)
-    buffers[b] = buf
-    return buf
+    if buf is not None and isinstance(op.prim.impl, np.ufunc):
+        return op.prim.impl(*vals, **kw, out=buf)
+    out = op.prim.impl(*vals, **kw)
+    if isinstance(out, np.ndarray) and out.shape == v.shape and out.dtype == v.dtype:
+        buffers[b] = out
+    return out

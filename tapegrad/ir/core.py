@@ -182,28 +182,17 @@ class Tape:
         return {v.id: op for op in self.ops for v in op.outputs}
 
     def stats(self) -> dict:
+        """Op count, count by primitive, planned peak bytes, allocations (fresh arrays,
+        counting a reused buffer once) and their total bytes, fusion groups."""
         from collections import Counter
 
-        by_prim = Counter(op.prim.name for op in self.ops)
-        allocs = [v for op in self.ops for v in op.outputs if v.shape]
-        buffered = any(op.buffers for op in self.ops)
-        if buffered:
-            bufs = {}
-            for op in self.ops:
-                for v, b in zip(op.outputs, op.buffers or (None,) * len(op.outputs)):
-                    if b is not None and v.shape:
-                        bufs[b] = max(bufs.get(b, 0), v.nbytes)
-            n_alloc = len(bufs) + sum(
-                1 for op in self.ops for v, b in zip(op.outputs, op.buffers or (None,) * len(op.outputs))
-                if b is None and v.shape
-            )
-        else:
-            n_alloc = len(allocs)
+        plan = memory_plan(self)
         return {
             "ops": len(self.ops),
-            "by_prim": dict(by_prim),
-            "peak_bytes": peak_bytes(self),
-            "allocations": n_alloc,
+            "by_prim": dict(Counter(op.prim.name for op in self.ops)),
+            "peak_bytes": plan["peak_bytes"],
+            "allocations": plan["allocations"],
+            "alloc_bytes": plan["alloc_bytes"],
             "fusion_groups": len({op.group for op in self.ops if op.group is not None}),
         }
 
@@ -281,50 +270,71 @@ def format_tape(tape: Tape) -> str:
 # -- analysis -------------------------------------------------------------------------
 
 
-def peak_bytes(tape: Tape) -> int:
-    """Largest total size of array values alive at once, honouring a buffer plan."""
-    last_use = {}
+# ops whose result shares its input's memory (never allocates); others allocate
+VIEW_PRIMS = {"reshape", "transpose", "broadcast_to", "stop_gradient", "real", "imag", "flip"}
+
+
+def _is_view(op: Op) -> bool:
+    if op.prim.name == "getitem":  # basic indexing gives a view, array indices a copy
+        return not any(isinstance(t, tuple) and t[0] == "a" for t in op.kw["index"])
+    return op.prim.name in VIEW_PRIMS
+
+
+def memory_plan(tape: Tape) -> dict:
+    """Simulate the storage of a run: each allocating op makes an array (into its planned
+    buffer, if `op.buffers` names one), views share their input's storage, inputs and
+    constants cost nothing. An array is alive from its allocation to the last op reading
+    it or any view of it (outputs to the end). -> peak_bytes, allocations, alloc_bytes."""
+    n = len(tape.ops)
+    last = {}
     for i, op in enumerate(tape.ops):
         for a in op.inputs:
             if isinstance(a, Var):
-                last_use[a.id] = i
-    n = len(tape.ops)
-    for a in tape.outputs:
+                last[a.id] = i
+    for a in list(tape.outputs) + [g.var for g in tape.guards]:
         if isinstance(a, Var):
-            last_use[a.id] = n
-    live: dict = {}  # key -> bytes  (key = buffer name or var id)
-    key_of = {}
-    refs: dict = {}
-    for v in tape.inputs:
-        key_of[v.id] = ("v", v.id)
-    peak = cur = 0
+            last[a.id] = n
+    roots: dict = {}  # var id -> storage keys
+    start, end, size = {}, {}, {}
     for i, op in enumerate(tape.ops):
+        ins = frozenset().union(*[roots.get(a.id, frozenset()) for a in op.inputs
+                                  if isinstance(a, Var)])
         bufs = op.buffers or (None,) * len(op.outputs)
         for v, b in zip(op.outputs, bufs):
-            if not v.shape or op.prim.name == "const":
+            if op.prim.name == "const" or _is_view(op):
+                roots[v.id] = ins
                 continue
             k = ("b", b) if b is not None else ("v", v.id)
-            key_of[v.id] = k
-            refs[k] = refs.get(k, 0) + 1
-            if k not in live:
-                live[k] = v.nbytes
-                cur += v.nbytes
-            elif live[k] < v.nbytes:
-                cur += v.nbytes - live[k]
-                live[k] = v.nbytes
+            roots[v.id] = frozenset({k})
+            if k not in start:  # a buffer stays allocated from its first write to its last read
+                start[k] = end[k] = i
+            size[k] = max(size.get(k, 0), v.nbytes if v.shape else 0)
+        for v in op.outputs:
+            for k in roots[v.id]:
+                end[k] = max(end[k], last.get(v.id, i))
+        for a in op.inputs:
+            if isinstance(a, Var):
+                for k in roots.get(a.id, ()):
+                    end[k] = max(end[k], last.get(a.id, i))
+    delta = [0] * (n + 2)
+    allocations = alloc_bytes = 0
+    for k, first in start.items():
+        if size[k] == 0:
+            continue
+        allocations += 1
+        alloc_bytes += size[k]
+        delta[first] += size[k]
+        delta[end[k] + 1] -= size[k]
+    peak = cur = 0
+    for d in delta:
+        cur += d
         peak = max(peak, cur)
-        # free values whose last use was this op (or never used)
-        for v in list(op.inputs) + list(op.outputs):
-            if not isinstance(v, Var) or v.id not in key_of:
-                continue
-            if last_use.get(v.id, -1) <= i and key_of[v.id][0] != "v" or (
-                key_of[v.id][0] == "v" and last_use.get(v.id, -1) <= i and v.id not in {x.id for x in tape.inputs}
-            ):
-                k = key_of.pop(v.id)
-                refs[k] = refs.get(k, 1) - 1
-                if refs[k] <= 0 and k in live:
-                    cur -= live.pop(k)
-    return int(peak)
+    return {"peak_bytes": int(peak), "allocations": allocations, "alloc_bytes": int(alloc_bytes)}
+
+
+def peak_bytes(tape: Tape) -> int:
+    """Largest total size of arrays alive at once, honouring a buffer plan."""
+    return memory_plan(tape)["peak_bytes"]
 
 
 class VerifyError(AssertionError):

@@ -8,8 +8,10 @@ from ..ir import Tape, verify
 from .cse import cse
 from .dce import dce
 from .fold import fold
+from .fuse import fuse
+from .reuse_buffers import check_buffers, reuse_buffers
 
-PIPELINE = [cse, fold, cse, dce]
+PIPELINE = [cse, fold, cse, dce, fuse, reuse_buffers]
 
 
 def optimize(tape: Tape, pipeline=None, check: bool | None = None) -> Tape:

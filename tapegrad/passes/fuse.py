@@ -1,0 +1,102 @@
+"""Fusion groups: elementwise regions a backend can emit as one loop.
+
+A group is a set of elementwise ops (`prim.elementwise`) that all produce the same
+loop shape, connected through their values, optionally closed by one trailing
+reduction (`sum`, `max`, `min`, `prod`) over all axes or the last axes of a member's
+value. Groups are convex: no op outside a group both depends on a member and feeds a
+member, so each group can run as one unit. The pass records `Op.group` (printed `[g3]`)
+and reorders the tape so every group's members are contiguous; it computes nothing.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ..ir import Tape, Var
+from .graph import topological_order
+
+REDUCTIONS = ("sum", "max", "min", "prod")
+
+
+def _trailing(op, ndim) -> bool:
+    axis = op.kw.get("axis")
+    if axis is None:
+        return True
+    axes = sorted(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
+    return axes == list(range(ndim - len(axes), ndim))
+
+
+def _joinable(op) -> bool:
+    return (op.prim.elementwise and op.prim.pure and not op.prim.multiple_results
+            and len(op.outputs) == 1 and op.out.shape != ())
+
+
+def fuse(tape: Tape) -> Tape:
+    """Mark maximal convex groups of same-shape elementwise ops (plus a trailing
+    reduction) with `Op.group`, and make each group contiguous in the op list.
+
+    Preserves: play(result, *args) == play(tape, *args) (ops are only reordered, in a
+    topological order). Groups have at least two ops. A buffer plan is dropped (the
+    order changed); run `reuse_buffers` after.
+    """
+    ops = tape.ops
+    defs = {v.id: i for i, op in enumerate(ops) for v in op.outputs}
+    group = {}  # op index -> group id
+    shape, closed, members = {}, set(), {}
+    deps = {}  # var id -> ids of the groups it depends on
+    for i, op in enumerate(ops):
+        ins = [a for a in op.inputs if isinstance(a, Var)]
+        here = set()
+        for a in ins:
+            here |= deps.get(a.id, set())
+            if defs.get(a.id) in group:
+                here.add(group[defs[a.id]])
+        cands = []
+        if _joinable(op):
+            cands = [group[defs[a.id]] for a in ins if defs.get(a.id) in group]
+            cands = [g for g in dict.fromkeys(cands)
+                     if g not in closed and shape[g] == op.out.shape]
+        elif op.prim.name in REDUCTIONS and len(ins) == 1 and defs.get(ins[0].id) in group:
+            g = group[defs[ins[0].id]]
+            if g not in closed and shape[g] == ins[0].shape and _trailing(op, len(ins[0].shape)):
+                cands = [g]
+        for g in cands:
+            outside = [a for a in ins if group.get(defs.get(a.id)) != g]
+            if all(g not in deps.get(a.id, ()) for a in outside):
+                group[i] = g
+                members[g].append(i)
+                if not _joinable(op):
+                    closed.add(g)
+                break
+        else:
+            if _joinable(op):
+                g = len(shape) + 1
+                group[i], shape[g], members[g] = g, op.out.shape, [i]
+        for v in op.outputs:
+            deps[v.id] = here
+    keep = {g for g, m in members.items() if len(m) > 1}
+    number = {g: k for k, g in enumerate(sorted(keep, key=lambda g: members[g][0]), 1)}
+
+    def node(i):
+        return ("g", group[i]) if group.get(i) in keep else ("op", i)
+
+    first = {}
+    dag = nx.DiGraph()
+    for i, op in enumerate(ops):
+        n = node(i)
+        first.setdefault(n, i)
+        dag.add_node(n)
+        for a in op.inputs:
+            if isinstance(a, Var) and a.id in defs and node(defs[a.id]) != n:
+                dag.add_edge(node(defs[a.id]), n)
+    order = topological_order(dag, key=lambda n: first[n])
+    new_ops = []
+    for n in order:
+        idx = [n[1]] if n[0] == "op" else members[n[1]]
+        for i in idx:
+            op = ops[i]
+            g = number.get(group.get(i))
+            if op.group != g or op.buffers is not None:
+                op = op.replace(group=g, buffers=None)
+            new_ops.append(op)
+    return tape.derive(ops=new_ops)
