@@ -31,9 +31,10 @@ directly, never replayed from the cache.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import weakref
-from collections import OrderedDict, namedtuple
+from collections import namedtuple
 
 import numpy as np
 
@@ -100,68 +101,83 @@ def add_shape_guards(tape) -> None:
 
 
 class _Entry:
-    __slots__ = ("key", "tape", "runner", "path")
+    __slots__ = ("key", "tape", "runner", "path", "last")
 
     def __init__(self, key, tape, runner):
         self.key, self.tape, self.runner = key, tape, runner
         self.path = tuple((g.kind, g.var.id, g.expected) for g in tape.guards)
+        self.last = 0
 
 
 class GuardedCache:
-    """Entries grouped by input signature, evicted least-recently-used first."""
+    """Entries grouped by input signature, evicted least-recently-used first.
+
+    The hit path takes no lock: `candidates` reads an immutable tuple, and the hit
+    counter and the recency clock are `itertools.count`s, whose `next` is atomic under
+    the GIL. Adding, evicting and reordering take the lock.
+    """
 
     def __init__(self, maxsize: int = 64):
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.maxsize = maxsize
         self._lock = threading.Lock()
-        self._by_key: dict = {}  # key -> [entry], most recently used first
-        self._lru: OrderedDict = OrderedDict()  # entry -> None, oldest first
-        self.hits = self.misses = self.retraces = 0
+        self._by_key: dict = {}  # key -> (entry, ...), most recently used first
+        self._n = 0
+        self._clock = itertools.count(1)
+        self._hits = itertools.count()
+        self._reads = 0  # each read of the hit counter consumes one
+        self.misses = self.retraces = 0
 
-    def candidates(self, key) -> list:
-        with self._lock:
-            return list(self._by_key.get(key, ()))
+    def candidates(self, key) -> tuple:
+        return self._by_key.get(key, ())
 
-    def hit(self, entry) -> None:
-        with self._lock:
-            self.hits += 1
-            if entry in self._lru:
-                self._lru.move_to_end(entry)
-                lst = self._by_key[entry.key]
-                if lst[0] is not entry:
-                    lst.remove(entry)
-                    lst.insert(0, entry)
+    def hit(self, entry, cands) -> None:
+        next(self._hits)
+        entry.last = next(self._clock)
+        if cands[0] is not entry:  # alternating paths: try the latest first next time
+            with self._lock:
+                lst = self._by_key.get(entry.key, ())
+                if entry in lst:
+                    self._by_key[entry.key] = (entry,) + tuple(e for e in lst if e is not entry)
 
     def add(self, entry, retrace: bool) -> None:
         with self._lock:
             self.misses += 1
             self.retraces += retrace
-            lst = self._by_key.setdefault(entry.key, [])
+            lst = self._by_key.get(entry.key, ())
             if any(e.path == entry.path for e in lst):  # another thread traced it meanwhile
                 return
-            lst.insert(0, entry)
-            self._lru[entry] = None
-            while len(self._lru) > self.maxsize:
-                old, _ = self._lru.popitem(last=False)
-                olst = self._by_key[old.key]
-                olst.remove(old)
-                if not olst:
+            entry.last = next(self._clock)
+            self._by_key[entry.key] = (entry,) + lst
+            self._n += 1
+            while self._n > self.maxsize:
+                old = min((e for es in self._by_key.values() for e in es), key=lambda e: e.last)
+                rest = tuple(e for e in self._by_key[old.key] if e is not old)
+                if rest:
+                    self._by_key[old.key] = rest
+                else:
                     del self._by_key[old.key]
+                self._n -= 1
 
     def info(self) -> CacheInfo:
         with self._lock:
-            return CacheInfo(self.hits, self.misses, self.retraces, len(self._lru), self.maxsize)
+            hits = next(self._hits) - self._reads
+            self._reads += 1
+            return CacheInfo(hits, self.misses, self.retraces, self._n, self.maxsize)
 
     def clear(self) -> None:
         with self._lock:
             self._by_key.clear()
-            self._lru.clear()
-            self.hits = self.misses = self.retraces = 0
+            self._n = 0
+            self._hits = itertools.count()
+            self._reads = self.misses = self.retraces = 0
 
     def tapes(self) -> list:
+        """The cached tapes, least recently used first."""
         with self._lock:
-            return [e.tape for e in self._lru]
+            es = sorted((e for es in self._by_key.values() for e in es), key=lambda e: e.last)
+            return [e.tape for e in es]
 
 
 def _runner(tape, compile: bool):
@@ -206,7 +222,7 @@ class _Cached:
                 outs = entry.runner(leaves)
             except GuardError:
                 continue
-            self.cache.hit(entry)
+            self.cache.hit(entry, cands)
             return self._finish(entry, outs)
         result, tape = self._trace(fn, call_args, len(args))
         add_shape_guards(tape)
