@@ -717,3 +717,23 @@ Tracer.real = property(real)
 Tracer.imag = property(imag)
 Tracer.sort = lambda self, *a, **k: (_ for _ in ()).throw(
     TraceError(f"x.sort() sorts in place (at {user_loc()}); use np.sort(x)"))
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    # NEP 13: defer to operands with their own __array_ufunc__ (tg.Param), so `tracer + param` works
+    if any(not isinstance(x, (Tracer, np.ndarray)) and hasattr(type(x), "__array_ufunc__")
+           for x in inputs):
+        return NotImplemented
+    return handle_ufunc(ufunc, method, inputs, kwargs)
+
+
+def _array_function(self, func, types, args, kwargs):
+    h = HANDLERS.get(func)
+    if h is None:
+        name = getattr(func, "__module__", "numpy") + "." + getattr(func, "__name__", str(func))
+        raise TraceError(f"{name} is not supported on traced values yet (at {user_loc()})")
+    return h(*args, **kwargs)
+
+
+Tracer.__array_ufunc__ = _array_ufunc
+Tracer.__array_function__ = _array_function
