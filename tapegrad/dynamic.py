@@ -181,22 +181,36 @@ class GuardedCache:
 
 
 def _runner(tape, compile: bool):
-    """flat leaves -> flat outputs; the compiled tape when asked for and able to check guards."""
+    """flat leaves -> flat outputs: the compiled tape when asked for and able to check
+    guards (else, or when compiling fails, the interpreter)."""
     if compile:
-        ctape = _compile(tape)
-        if ctape is not None and (not tape.guards or getattr(ctape, "checks_guards", False)):
-            run = getattr(ctape, "run", None)
-            if run is not None:
-                return run
+        try:
+            from .compile import compile as tg_compile
+
+            ctape = tg_compile(tape)
+        except Exception:  # noqa: BLE001  (no Numba, or a tape it cannot lower: interpret)
+            ctape = None
+        run = getattr(ctape, "run", None)
+        if run is not None and (not tape.guards or getattr(ctape, "checks_guards", False)):
+            return _check_input_guards(tape, run)
     return functools.partial(interpret.run, tape)
 
 
-def _compile(tape):
-    try:
-        from .compile import compile as tg_compile
-    except ImportError:
-        return None
-    return tg_compile(tape)
+def _check_input_guards(tape, run):
+    """Guards on tape inputs (`range(n)` on a 0-d int argument), checked before `run`."""
+    at = {v.id: k for k, v in enumerate(tape.inputs)}
+    checks = [(at[g.var.id], g) for g in tape.guards if g.var.id in at]
+    if not checks:
+        return run
+
+    def checked(leaves):
+        for k, g in checks:
+            if not g.holds(leaves[k]):
+                raise GuardError(f"guard failed: {g.kind}(%{g.var.id}) was {g.expected!r} "
+                                 f"when traced ({g.loc})")
+        return run(leaves)
+
+    return checked
 
 
 class _Cached:
@@ -266,7 +280,10 @@ class Jit(_Cached):
         return fn(*args)
 
     def _trace(self, fn, args, n):
-        return trace_call(fn, args)
+        from .passes import optimize
+
+        val, tape = trace_call(fn, args)
+        return val, optimize(tape)
 
     def _finish(self, entry, outs):
         return fill(entry.tape.out_tree, outs)

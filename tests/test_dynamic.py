@@ -319,6 +319,19 @@ def test_compile_flag_gives_the_same_numbers():
         assert v == branch(x)
 
 
+def test_jit_compile_flag_checks_every_guard():
+    def iterative(x, n):
+        for _ in range(n):  # n: a 0-d int argument, guarded on the tape input itself
+            x = np.tanh(x) * 2
+        return np.sum(x) if np.sum(x) > 0 else -np.sum(x)
+
+    jf = tg.jit(iterative, compile=True)
+    x = np.array([0.5, -0.25])
+    for n, s in [(1, 1), (2, 1), (1, -1), (3, 1), (2, 1), (1, -1), (1, 1)]:
+        np.testing.assert_allclose(jf(s * x, np.array(n)), iterative(s * x, n), rtol=1e-14)
+    assert jf.cache_info()[:4] == (3, 4, 3, 4)
+
+
 # -- threads ------------------------------------------------------------------------------------
 
 
