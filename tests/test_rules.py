@@ -3,7 +3,7 @@
 `CASES` is a small table of NumPy callables and input generators. Each case is traced
 once to learn which primitives it exercises; `test_every_rule_has_a_case` fails when a
 primitive that has a rule (`rules.VJPS`, `rules.VJPS_ALL`) appears in no case, so adding
-a rule means adding a case here (one line). Each case checks reverse mode with random
+a rule means adding a case (one line), here or in a `tests/rule_cases_*.py` file. Each case checks reverse mode with random
 projections: `<u, J v>` from the gradient of `<u, f(x)>` against the central difference
 of `<u, f(x + eps v)>`, per differentiable argument, and, where the case is twice
 differentiable, the gradient of the projected gradient `<grad <u, f>, w>` the same way.
@@ -12,6 +12,7 @@ differentiable, the gradient of the projected gradient `<grad <u, f>, w>` the sa
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from typing import Callable
 
 import numpy as np
@@ -317,6 +318,14 @@ case("mlp layer", lambda W, x, b: np.tanh(W @ x + b[:, None]), R(4, 3), R(3, 5),
 case("used twice", lambda x: x * np.sin(x) + x, R(3))
 
 
+# -- cases for rules in other files: tests/rule_cases_*.py, run with this table's helpers -------------
+# (e.g. tests/rule_cases_special.py: `case("erf", scipy.special.erf, R(3, 4))`)
+
+for _path in sorted(pathlib.Path(__file__).parent.glob("rule_cases_*.py")):
+    exec(compile(_path.read_text(), str(_path), "exec"),
+         dict(case=case, R=R, Pos=Pos, Unit=Unit, NonZero=NonZero, Distinct=Distinct, Const=Const,
+              Mask=Mask, np=np, tg=tg, bind=bind, PRIMS=PRIMS, __name__=_path.stem))
+
 # ====================================================================================================
 # the checker
 
@@ -388,6 +397,36 @@ def test_rule(c: Case):
 
         hgrads = tg.grad(H, argnum=argnums)(*args)
         _fd_check(H, args, argnums, hgrads, rng, "second order")
+
+
+# known bugs outside the rules, found by the replay check below (remove when fixed)
+KNOWN_BROKEN = {
+    n: "passes/fuse.py builds a cyclic group graph (NetworkXUnfeasible): joining a group "
+       "checks only the joining op's own deps, not those of the group it reads from"
+    for n in ("logaddexp with python scalar", "logaddexp2 with python scalar", "comparisons",
+              "clip method one-sided")
+}
+
+
+@pytest.mark.parametrize("c", [pytest.param(c, marks=pytest.mark.xfail(reason=KNOWN_BROKEN[c.name]))
+                               if c.name in KNOWN_BROKEN else c for c in CASES], ids=repr)
+def test_gradient_tape_replays(c: Case):
+    """`play(g.tape, *new_args)` (the optimised gradient tape) equals a fresh `grad`."""
+    rng = np.random.default_rng(7)
+    args = _draw(c, rng)
+    argnums = _diff_args(c, args)
+    u = rng.standard_normal(np.shape(c.fn(*args)))
+    L = _projection(c, u)
+    _, g = tg.grad(L, *args)
+    new = _draw(c, rng)
+    try:
+        val, grads = tg.play(g.tape, *new)
+    except tg.GuardError:  # the new inputs take another path (argmax, comparisons): re-trace
+        return
+    val2, g2 = tg.grad(L, *new)
+    np.testing.assert_allclose(val, val2, rtol=1e-13, atol=1e-13)
+    for i in argnums:
+        np.testing.assert_allclose(grads[i], g2[i], rtol=1e-12, atol=1e-13, err_msg=f"arg {i}")
 
 
 def test_value_matches_numpy():
