@@ -1,0 +1,415 @@
+"""Fusion regions and their loop kernels: the Numba-facing half of the backend.
+
+`plan(tape)` walks the ops once and returns steps: folded constants, single NumPy ops
+(run by the Python driver) and `Region`s. A region is a set of elementwise ops with one
+iteration shape (inputs broadcast into it) plus trailing `sum` reductions over any axes;
+it becomes one loop nest. Ops join the open region of their shape; a region is flushed to the step list just before the
+first op outside it reads one of its values, so every region input exists when it runs.
+
+`kernel_source(region, ...)` writes the loop as Python for `numba.njit`: one line per
+op, on scalars, with every value cast to the dtype NumPy would compute in, so float32
+stays float32 (`np.float32(2.0)`, never a float64 literal). The same generator renders
+tape names (`v7`, for `ctape.source`) and canonical names (`a0`, `t3`: the dedup key).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# dtypes a kernel may touch: Numba's scalar types for these match NumPy's exactly
+KERNEL_DTYPES = {np.dtype(t) for t in ("float32", "float64", "int32", "int64", "bool")}
+
+# float ufuncs written as np.<name>(...) on scalars (Numba implements these for scalars)
+FLOAT_CALLS = {
+    "absolute": "np.abs", "sqrt": "np.sqrt", "exp": "np.exp", "exp2": "np.exp2",
+    "expm1": "np.expm1", "log": "np.log", "log2": "np.log2", "log10": "np.log10",
+    "log1p": "np.log1p", "sin": "np.sin", "cos": "np.cos", "tan": "np.tan",
+    "arcsin": "np.arcsin", "arccos": "np.arccos", "arctan": "np.arctan", "sinh": "np.sinh",
+    "cosh": "np.cosh", "tanh": "np.tanh", "arcsinh": "np.arcsinh", "arccosh": "np.arccosh",
+    "arctanh": "np.arctanh", "deg2rad": "np.deg2rad", "rad2deg": "np.rad2deg",
+    "sign": "np.sign", "floor": "np.floor", "ceil": "np.ceil", "trunc": "np.trunc",
+    "rint": "np.rint", "power": "np.power", "arctan2": "np.arctan2", "hypot": "np.hypot",
+    "maximum": "np.maximum", "minimum": "np.minimum", "fmax": "np.fmax", "fmin": "np.fmin",
+    "logaddexp": "np.logaddexp", "logaddexp2": "np.logaddexp2", "copysign": "np.copysign",
+}
+# these also take integer operands with NumPy's integer semantics
+INT_OK = {"negative", "positive", "absolute", "square", "add", "subtract", "multiply",
+          "divide", "maximum", "minimum", "sign"}
+OPERATORS = {"add": "{0} + {1}", "subtract": "{0} - {1}", "multiply": "{0} * {1}",
+             "divide": "{0} / {1}", "negative": "-{0}", "positive": "{0}", "square": "{0} * {0}"}
+PREDICATES = {"greater": "{0} > {1}", "greater_equal": "{0} >= {1}", "less": "{0} < {1}",
+              "less_equal": "{0} <= {1}", "equal": "{0} == {1}", "not_equal": "{0} != {1}",
+              "isnan": "np.isnan({0})", "isinf": "np.isinf({0})", "isfinite": "np.isfinite({0})"}
+LOGICAL = {"logical_and": "({0} and {1})", "logical_or": "({0} or {1})",
+           "logical_xor": "({0} != {1})", "logical_not": "(not {0})"}
+TRANSCENDENTAL = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan",
+                  "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh",
+                  "arctanh", "power", "arctan2", "logaddexp", "logaddexp2"}
+VIEWS = {"broadcast_to", "reshape", "stop_gradient", "positive", "astype"}  # no arithmetic
+
+
+def _strip1(shape):
+    i = 0
+    while i < len(shape) and shape[i] == 1:
+        i += 1
+    return tuple(shape[i:])
+
+
+def elementwise_kind(op) -> bool:
+    """Can `op` be one line of a loop body?"""
+    name = op.prim.name
+    out = op.outputs[0] if op.outputs else None
+    if out is None or len(op.outputs) != 1 or out.dtype not in KERNEL_DTYPES:
+        return False
+    if any(a.dtype not in KERNEL_DTYPES for a in op.inputs):
+        return False
+    if name in ("broadcast_to", "stop_gradient", "where", "astype"):
+        return True
+    if name == "reshape":  # only if right-aligned broadcasting is unchanged
+        return _strip1(op.inputs[0].shape) == _strip1(out.shape)
+    if not isinstance(op.prim.impl, np.ufunc) or op.prim.impl.__name__ != name:
+        return False
+    if name in PREDICATES or name in LOGICAL:
+        if name in ("isnan", "isinf", "isfinite"):
+            return op.inputs[0].dtype.kind == "f"
+        return True
+    if out.dtype.kind == "b":
+        return False
+    if out.dtype.kind == "f":
+        return name in OPERATORS or name in FLOAT_CALLS or name == "reciprocal"
+    return name in INT_OK and name != "divide"
+
+
+def reduction_kind(op) -> bool:
+    return (op.prim.name == "sum" and op.outputs[0].dtype in KERNEL_DTYPES
+            and op.inputs[0].dtype in KERNEL_DTYPES)
+
+
+class Region:
+    """One loop nest: elementwise `ops` over `shape`, with `sum` ops at the end."""
+
+    def __init__(self, key, index):
+        self.key = key
+        self.shape = key[0]
+        self.index = index
+        self.ops = []
+        self.members = {}  # var id -> Var computed in the loop body
+        self.reds = {}  # var id -> Var produced by a reduction
+        self.inputs = []  # external Vars, in first-use order
+        self.outputs = []  # Vars the rest of the program reads
+        self.mode = "loop"
+        self.why = ""
+
+    def add(self, op, uniform):
+        self.ops.append(op)
+        for a in op.inputs:
+            if _is_var(a) and a.id not in self.members and a.id not in uniform \
+                    and all(a.id != x.id for x in self.inputs):
+                self.inputs.append(a)
+        if op.prim.name == "sum":
+            self.reds[op.outputs[0].id] = op.outputs[0]
+        else:
+            self.members[op.outputs[0].id] = op.outputs[0]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def n_compute(self) -> int:
+        return sum(1 for op in self.ops if op.prim.name not in VIEWS)
+
+    def choose_mode(self, big=1 << 14):
+        """Loop, or NumPy ufuncs (`out=` buffers): NumPy's SIMD exp/tanh/sin beat the
+        scalar libm calls a Numba loop makes (no SVML) once arrays are large."""
+        n = self.n_compute()
+        trans = sum(1 for op in self.ops if op.prim.name in TRANSCENDENTAL)
+        if n < 2 and not (self.reds and n >= 1):
+            self.mode, self.why = "numpy", "one op: a kernel call would not pay"
+        elif trans and self.size >= big:
+            self.mode, self.why = "numpy", (f"{trans} transcendental ops on {self.size} elements:"
+                                            " NumPy SIMD beats scalar libm")
+        else:
+            self.mode, self.why = "loop", f"{n} ops fused"
+
+
+def _is_var(a) -> bool:
+    return hasattr(a, "id")
+
+
+def is_uniform(value) -> bool:
+    a = np.asarray(value)
+    return a.size > 0 and a.dtype in KERNEL_DTYPES and bool(np.all(a == a.flat[0]))
+
+
+def plan(tape):
+    """-> (steps, consts, uniform). Steps: ("fold", op) | ("op", op) | ("region", Region).
+    `consts[var id]` holds folded values (ops whose inputs are all constants); `uniform`
+    names those whose elements are all equal, which a loop reads as one scalar."""
+    consts = {}
+    uniform = set()
+    steps = []
+    open_ = {}  # key -> Region
+    owner = {}  # var id -> open Region that computes it
+    counter = [0]
+
+    def flush(r):
+        if open_.get(r.key) is r:
+            del open_[r.key]
+            for vid in list(r.members) + list(r.reds):
+                owner.pop(vid, None)
+            steps.append(("region", r))
+
+    for op in tape.ops:
+        vins = [a for a in op.inputs if _is_var(a)]
+        if op.prim.pure and op.prim.name != "capture" and not op.prim.multiple_results \
+                and all(a.id in consts for a in vins):
+            vals = [consts[a.id] if _is_var(a) else a.value for a in op.inputs]
+            try:
+                with np.errstate(all="ignore"):
+                    consts[op.outputs[0].id] = op.prim.impl(*vals, **op.kw)
+                if is_uniform(consts[op.outputs[0].id]):
+                    uniform.add(op.outputs[0].id)
+                steps.append(("fold", op))
+                continue
+            except Exception:
+                pass
+        if elementwise_kind(op):
+            key = (op.outputs[0].shape, None)  # passes' groups close at a reduction: ours don't
+            for a in vins:
+                r = owner.get(a.id)
+                if r is not None and (r.key != key or a.id in r.reds):
+                    flush(r)
+            r = open_.get(key)
+            if r is None:
+                r = open_[key] = Region(key, counter[0])
+                counter[0] += 1
+            r.add(op, uniform)
+            owner[op.outputs[0].id] = r
+            continue
+        if reduction_kind(op) and vins and owner.get(vins[0].id) is not None \
+                and vins[0].id in owner[vins[0].id].members:
+            r = owner[vins[0].id]
+            r.add(op, uniform)
+            owner[op.outputs[0].id] = r
+            continue
+        for a in vins:
+            r = owner.get(a.id)
+            if r is not None:
+                flush(r)
+        steps.append(("op", op))
+    for r in sorted(open_.values(), key=lambda r: r.index):
+        flush(r)
+    # region outputs: values read outside their region (or returned, or guarded)
+    read_outside = {a.id for a in tape.outputs if _is_var(a)} | {g.var.id for g in tape.guards}
+    where = {}
+    for i, (kind, x) in enumerate(steps):
+        if kind == "region":
+            for op in x.ops:
+                for a in op.inputs:
+                    if _is_var(a) and where.get(a.id) != i:
+                        read_outside.add(a.id)
+                for v in op.outputs:
+                    where[v.id] = i
+        else:
+            read_outside.update(a.id for a in x.inputs if _is_var(a))
+    for kind, x in steps:
+        if kind == "region":
+            x.outputs = [v for op in x.ops for v in op.outputs if v.id in read_outside
+                         or v.id in x.reds]
+    return steps, consts, uniform
+
+
+# -- kernel source -----------------------------------------------------------------------
+
+
+def literal(value, dtype) -> str:
+    """`value` as a Python literal of exactly `dtype` inside a Numba function."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return repr(bool(value))
+    if dtype.kind in "iu":
+        s = repr(int(value))
+        return s if dtype == np.int64 else f"np.{dtype.name}({s})"
+    v = float(value)
+    s = "np.nan" if v != v else ("np.inf" if v == np.inf else "-np.inf" if v == -np.inf else repr(v))
+    return s if dtype == np.float64 else f"np.{dtype.name}({s})"
+
+
+def cast(expr: str, src, dst) -> str:
+    src, dst = np.dtype(src), np.dtype(dst)
+    if src == dst:
+        return expr
+    if dst.kind == "b":
+        return f"({expr} != 0)"
+    return f"np.{dst.name}({expr})"
+
+
+def _const_dtype(value):
+    return np.asarray(value).dtype
+
+
+def scalar_line(op, arg) -> str:
+    """The loop-body expression of elementwise `op`; `arg(i, dtype)` renders input i cast to
+    `dtype`. Returns the expression already of the output dtype."""
+    name = op.prim.name
+    out = op.outputs[0]
+    ins = op.inputs
+    if name in ("broadcast_to", "reshape", "stop_gradient", "positive", "astype"):
+        return arg(0, out.dtype)
+    if name == "where":
+        return f"({arg(1, out.dtype)} if {arg(0, np.bool_)} else {arg(2, out.dtype)})"
+    if name in LOGICAL:
+        return LOGICAL[name].format(*[arg(i, np.bool_) for i in range(len(ins))])
+    if name in PREDICATES:
+        ct = np.result_type(*[a.value if not _is_var(a) else a.dtype for a in ins])
+        return PREDICATES[name].format(*[arg(i, ct) for i in range(len(ins))])
+    ct = out.dtype
+    args = [arg(i, ct) for i in range(len(ins))]
+    if name == "reciprocal":
+        expr = f"{literal(1, ct)} / {args[0]}"
+    elif name in OPERATORS:
+        expr = OPERATORS[name].format(*args)
+    else:
+        expr = f"{FLOAT_CALLS[name]}({', '.join(args)})"
+    if ct in (np.dtype(np.float64), np.dtype(np.int64)):
+        return expr
+    return f"np.{ct.name}({expr})"  # int32 and float32 arithmetic widen in Numba
+
+
+def red_axes(op, ndim):
+    axis = op.kw.get("axis")
+    if axis is None:
+        return tuple(range(ndim))
+    axis = (axis,) if isinstance(axis, int) else axis
+    return tuple(sorted(a % ndim for a in axis))
+
+
+def acc_dtype(dtype):
+    return np.dtype(np.float64) if np.dtype(dtype).kind == "f" else np.dtype(np.int64)
+
+
+def kernel_source(r: Region, consts, uniform, canonical: bool, fname="kernel") -> tuple:
+    """Source of the loop kernel for region `r`. -> (source, arg Vars, output Vars).
+
+    With `canonical`, names depend only on structure (a0, t3, ...), so structurally equal
+    regions give equal source: the kernel's identity for dedup and the disk cache."""
+    S = r.shape
+    d = len(S)
+    names = {}
+    ext = r.inputs
+    counters = {"t": 0}
+
+    def arr(v):  # array argument
+        return f"a{ext.index(v)}" if canonical else f"v{v.id}"
+
+    def elem(v):  # scalar element (loaded from an argument or computed)
+        if v.id not in names:
+            if canonical:
+                names[v.id] = f"t{counters['t']}"
+                counters["t"] += 1
+            else:
+                names[v.id] = f"v{v.id}" if v in r.members.values() else f"v{v.id}_i"
+        return names[v.id]
+
+    def oname(k, v):
+        return f"o{k}" if canonical else f"v{v.id}_out"
+
+    lines = []
+    ind = "    "
+    # loop bounds: from an argument that is full along that dim, else the traced size
+    bounds = []
+    for k in range(d):
+        if S[k] == 1:
+            bounds.append("1")
+            continue
+        for v in ext:
+            off = d - len(v.shape)
+            if k >= off and v.shape[k - off] == S[k]:
+                bounds.append(f"{arr(v)}.shape[{k - off}]")
+                break
+        else:
+            bounds.append(repr(S[k]))
+    for k, b in enumerate(bounds):
+        lines.append(f"{ind}n{k} = {b}")
+    idx = ", ".join(f"i{k}" for k in range(d))
+    outs = r.outputs
+    red_ops = {op.outputs[0].id: op for op in r.ops if op.prim.name == "sum"}
+    for k, v in enumerate(outs):
+        if v.id in red_ops:
+            op = red_ops[v.id]
+            axes = red_axes(op, d)
+            full = len(axes) == d and v.shape == ()
+            ad = acc_dtype(v.dtype)
+            if full:
+                lines.append(f"{ind}{oname(k, v)} = {literal(0, ad)}")
+            else:
+                shp = ", ".join("1" if (j in axes) else f"n{j}" for j in range(d)
+                                if j not in axes or op.kw.get("keepdims"))
+                lines.append(f"{ind}{oname(k, v)} = np.zeros(({shp},), np.{ad.name})")
+        elif v.id in r.members and d:
+            lines.append(f"{ind}{oname(k, v)} = np.empty(({', '.join(f'n{j}' for j in range(d))},)"
+                         f", np.{v.dtype.name})")
+    body = []
+    for k in range(d):
+        body.append(ind * (k + 1) + f"for i{k} in range(n{k}):")
+    bi = ind * (d + 1)
+    loaded = set()
+
+    def arg_of(op):
+        def arg(i, dtype):
+            a = op.inputs[i]
+            if not _is_var(a):
+                return literal(a.value, dtype)
+            if a.id in uniform:
+                return literal(np.asarray(consts[a.id]).flat[0], dtype)
+            if a.id not in r.members and a.id not in loaded:
+                loaded.add(a.id)
+                if a.shape:
+                    off = d - len(a.shape)
+                    ix = ", ".join(f"i{off + j}" if (s == S[off + j] and s != 1) else "0"
+                                   for j, s in enumerate(a.shape))
+                    body.append(f"{bi}{elem(a)} = {arr(a)}[{ix}]")
+                else:
+                    names[a.id] = arr(a)
+            return cast(elem(a), a.dtype, dtype)
+        return arg
+
+    for op in r.ops:
+        v = op.outputs[0]
+        if op.prim.name == "sum":
+            continue
+        expr = scalar_line(op, arg_of(op))
+        body.append(f"{bi}{elem(v)} = {expr}")
+    for k, v in enumerate(outs):
+        if v.id in red_ops:
+            op = red_ops[v.id]
+            axes = red_axes(op, d)
+            x = op.inputs[0]
+            ad = acc_dtype(v.dtype)
+            val = cast(elem(x), x.dtype, ad)
+            if len(axes) == d and v.shape == ():
+                body.append(f"{bi}{oname(k, v)} += {val}")
+            else:
+                ix = ", ".join("0" if j in axes else f"i{j}" for j in range(d)
+                               if j not in axes or op.kw.get("keepdims"))
+                body.append(f"{bi}{oname(k, v)}[{ix}] += {val}")
+        elif d:
+            body.append(f"{bi}{oname(k, v)}[{idx}] = {elem(v)}")
+    rets = []
+    for k, v in enumerate(outs):
+        if v.id in red_ops:
+            ad = acc_dtype(v.dtype)
+            if v.shape == () and len(red_axes(red_ops[v.id], d)) == d:
+                rets.append(cast(oname(k, v), ad, v.dtype))
+            elif ad != v.dtype:
+                rets.append(f"{oname(k, v)}.astype(np.{v.dtype.name})")
+            else:
+                rets.append(oname(k, v))
+        elif d:
+            rets.append(oname(k, v))
+        else:
+            rets.append(elem(v))
+    params = ", ".join(arr(v) if v.shape else (f"a{ext.index(v)}" if canonical else f"v{v.id}")
+                       for v in ext)
+    src = [f"def {fname}({params}):"] + lines + body + [f"{ind}return ({', '.join(rets)},)"]
+    return "\n".join(src) + "\n", list(ext), list(outs)

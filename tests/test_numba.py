@@ -1,0 +1,298 @@
+"""Numba backend: compiled tapes agree with the interpreter, source snapshot, disk cache.
+
+All tests share one kernel cache directory (tests/.numba_cache, git-ignored) and small
+shapes, so kernels compile once per machine and the suite stays quick on 2 cores.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import tree
+
+CACHE = os.path.join(os.path.dirname(__file__), ".numba_cache")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def cache_dir():
+    old = os.environ.get("TAPEGRAD_CACHE_DIR")
+    os.environ["TAPEGRAD_CACHE_DIR"] = CACHE
+    yield CACHE
+    if old is None:
+        os.environ.pop("TAPEGRAD_CACHE_DIR", None)
+    else:
+        os.environ["TAPEGRAD_CACHE_DIR"] = old
+
+
+def agree(tape, *args):
+    """play(compile(tape)) == play(tape): same structure, dtypes, shapes; values to 1e-12
+    (float64) or 1e-5 (float32). Returns the compiled tape."""
+    ct = tg.compile(tape, wait=True)
+    want = tg.play(tape, *args)
+    got = tg.play(ct, *args)
+    wp, wl, wt = tree.flatten(want)
+    gp, gl, gt = tree.flatten(got)
+    assert wt == gt and wp == gp
+    assert wl, "no outputs compared"
+    for w, g in zip(wl, gl):
+        assert type(w) is type(g) or (np.ndim(w) == 0 and np.ndim(g) == 0), (type(w), type(g))
+        w, g = np.asarray(w), np.asarray(g)
+        assert w.dtype == g.dtype and w.shape == g.shape
+        tol = 1e-5 if w.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+    return ct
+
+
+def gtape(f, *args):
+    return tg.grad(f, *args)[1].tape
+
+
+def vg_tape(f, x):
+    """An unoptimised gradient tape: value_and_grad traced as a function."""
+    return tg.trace(tg.value_and_grad(f), x)[1]
+
+
+rng = np.random.default_rng(0)
+
+
+def logistic(x):
+    return np.sum(1 / (1 + np.exp(-x)))
+
+
+def logreg(w, b, X, y):
+    p = 1 / (1 + np.exp(-(X @ w + b)))
+    return -np.sum(np.log(p * y + (1 - p) * (1 - y)))
+
+
+def mlp(W1, b1, W2, b2, x, y):
+    h = np.tanh(x @ W1 + b1)
+    z = h @ W2 + b2
+    m = np.max(z, axis=1, keepdims=True)
+    lse = m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
+    return -np.sum(y * (z - lse)) / x.shape[0]
+
+
+def mlp_args(dtype, n=6, d=5, h=4, k=3):
+    return [rng.standard_normal((d, h)).astype(dtype), rng.standard_normal(h).astype(dtype),
+            rng.standard_normal((h, k)).astype(dtype), rng.standard_normal(k).astype(dtype),
+            rng.standard_normal((n, d)).astype(dtype),
+            np.eye(k, dtype=dtype)[rng.integers(0, k, n)]]
+
+
+def test_logistic_one_kernel():
+    x = rng.standard_normal(5)
+    ct = agree(gtape(logistic, x), x)
+    assert ct.stats()["loop_regions"] == 1  # forward, sum and backward: one loop
+    val, (g,) = tg.play(ct, np.zeros(5))
+    assert val == 2.5 and np.allclose(g, 0.25)
+
+
+def test_logreg():
+    args = [rng.standard_normal(3), 0.5, rng.standard_normal((7, 3)), (rng.random(7) > 0.5) * 1.0]
+    agree(gtape(logreg, *args), *args)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mlp(dtype):
+    args = mlp_args(dtype)
+    ct = agree(gtape(mlp, *args), *args)
+    assert ct.stats()["loop_regions"] >= 2
+    args2 = mlp_args(dtype)
+    agree(ct.tape, *args2)
+
+
+def test_broadcasting():
+    def f(x, y, b):
+        return np.sum(np.tanh(x[:, None] * y[None, :] + b) * 0.5)
+
+    args = rng.standard_normal(4), rng.standard_normal(3), rng.standard_normal((1, 3))
+    agree(gtape(f, *args), *args)
+
+
+def test_reductions_axis_keepdims():
+    def f(x):
+        a = np.sum(x * np.sum(x, axis=0, keepdims=True))
+        b = np.sum(np.mean(x, axis=1) ** 2)
+        c = np.sum(np.exp(x), axis=-1)
+        return a + b + np.sum(c * c) + np.max(x)
+
+    x = rng.standard_normal((4, 3))
+    agree(gtape(f, x), x)
+
+
+def test_indexing_concatenate_where():
+    idx = np.array([0, 2, 2, 3])
+
+    def f(x):
+        a = np.sum(x[idx] ** 2) + np.sum(x[1:3] * 2.0)
+        c = np.concatenate([x, np.sin(x)])
+        return a + np.sum(c * c) + np.sum(np.where(x > 0, x ** 3, -x))
+
+    x = rng.standard_normal(5)
+    agree(gtape(f, x), x)
+
+
+def test_float32_constants_stay_float32():
+    def f(x):
+        return np.sum(np.exp(x * 2.0) + 1.5 / (x * x + 1))
+
+    x = rng.standard_normal(6).astype(np.float32)
+    ct = agree(gtape(f, x), x)
+    assert "np.float32(2.0)" in ct.source
+    val, (g,) = tg.play(ct, x)
+    assert g.dtype == np.float32
+
+
+def test_int_argument_and_mixed_dtypes():
+    def f(x, n, k):
+        return np.sum(x * n + k) * 0.5
+
+    args = rng.standard_normal(4), np.arange(4), 3
+    agree(gtape(f, *args), *args)
+
+
+def test_trace_tape_structured_args():
+    def f(p, x):
+        return {"y": np.tanh(p["w"] * x + p["b"]), "s": np.sum(x * x)}
+
+    p = {"w": rng.standard_normal(3), "b": rng.standard_normal(3)}
+    x = rng.standard_normal(3)
+    _, tape = tg.trace(f, p, x)
+    agree(tape, p, x)
+
+
+def test_guards_checked():
+    def f(x):
+        if np.sum(x) > 0:
+            return np.sum(np.sin(x) * x)
+        return np.sum(np.cos(x) * x)
+
+    x = np.abs(rng.standard_normal(4))
+    ct = agree(gtape(f, x), x)
+    with pytest.raises(tg.GuardError):
+        tg.play(ct, -x)
+
+
+def test_bad_input_falls_back_or_raises():
+    x = rng.standard_normal(5)
+    ct = tg.compile(gtape(logistic, x), wait=True)
+    with pytest.raises(ValueError, match="shape"):
+        tg.play(ct, np.ones(4))
+    with pytest.raises(ValueError, match="dtype"):
+        tg.play(ct, np.ones(5, np.float32))
+    strided = np.arange(10.0)[::2]  # not C-contiguous: the interpreter runs it
+    np.testing.assert_allclose(tg.play(ct, strided)[1][0], tg.play(ct.tape, strided)[1][0])
+
+
+def test_compile_returns_before_kernels_are_ready():
+    x = rng.standard_normal(5)
+
+    def f(x):
+        return np.sum(np.cos(x) * np.cos(x) - x)
+
+    ct = tg.compile(gtape(f, x))  # background: first calls may run interpreted
+    v0, (g0,) = tg.play(ct, x)
+    ct.wait()
+    assert ct.stats()["ready"]
+    v1, (g1,) = tg.play(ct, x)
+    assert abs(v0 - v1) < 1e-12 and np.allclose(g0, g1, rtol=1e-12)
+
+
+def test_large_transcendental_region_uses_numpy():
+    def f(x):
+        return np.sum(np.tanh(x) * np.exp(-x ** 2) + np.sin(x) * x)
+
+    x = rng.standard_normal(1 << 15)
+    ct = agree(vg_tape(f, x), x)
+    assert "numpy (" in ct.source and "NumPy SIMD" in ct.source
+
+
+def test_simplegrad():
+    x = rng.standard_normal(5)
+    gfun = tg.simplegrad(logreg, rng.standard_normal(3), 0.5, rng.standard_normal((7, 3)),
+                         np.ones(7))
+    w, X, y = rng.standard_normal(3), rng.standard_normal((7, 3)), (rng.random(7) > 0.5) * 1.0
+    val, gw, gb, gX, gy = gfun(w, 0.25, X, y)
+    v2, g2 = tg.grad(logreg, w, 0.25, X, y)
+    assert abs(val - v2) < 1e-12 and isinstance(gb, float)
+    np.testing.assert_allclose(gw, g2[0], rtol=1e-12)
+    np.testing.assert_allclose(gb, g2[1], rtol=1e-12)
+    assert "def run(" in gfun.source and "for i0 in range(n0):" in gfun.source
+    assert x.shape == (5,)
+
+
+def test_source_snapshot():
+    def f(x):
+        return np.sum(np.tanh(x) * 2.0)
+
+    ct = tg.compile(gtape(f, np.ones(3)), wait=True)
+    src = re.sub(r"tgk_[0-9a-f]{24}", "tgk_<hash>", ct.source)
+    assert src == SNAPSHOT, src
+
+
+SNAPSHOT = '''\
+def run(v1):
+    # g0: numba loop over [3] (6 ops fused), kernel tgk_<hash>
+    v4, v10, = _kern0(v1)
+    return (float(v4), (v10, ), )
+
+
+# g0: tgk_<hash> (6 ops, 6 ops fused)
+def g0(v1):
+    n0 = v1.shape[0]
+    v4_out = 0.0
+    v10_out = np.empty((n0,), np.float64)
+    for i0 in range(n0):
+        v1_i = v1[i0]
+        v2 = np.tanh(v1_i)
+        v3 = v2 * 2.0
+        v8 = v2 * v2
+        v9 = 1.0 - v8
+        v10 = 2.0 * v9
+        v4_out += v3
+        v10_out[i0] = v10
+    return (v4_out, v10_out,)
+'''
+
+
+def test_disk_cache_second_process():
+    x = np.linspace(-1, 1, 5)
+    ct = tg.compile(gtape(logistic, x), wait=True)
+    want = tg.play(ct, x)
+    names = [k.name for k in ct.kernels.values()]
+    files = os.listdir(CACHE)
+    assert all(n + ".py" in files for n in names)
+    script = textwrap.dedent("""
+        import numpy as np, tapegrad as tg
+        from tests.test_numba import logistic, gtape
+        x = np.linspace(-1, 1, 5)
+        ct = tg.compile(gtape(logistic, x), wait=True)
+        v, (g,) = tg.play(ct, x)
+        info = tg.cache_info()
+        print(repr(float(v)), list(g), info["loaded"], info["compiled"])
+    """)
+    env = dict(os.environ, TAPEGRAD_CACHE_DIR=CACHE)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    v, g, loaded, compiled = out.stdout.strip().rsplit(" ", 2)[0], None, *map(int, out.stdout.split()[-2:])
+    assert loaded == len(set(names)) and compiled == 0
+    assert out.stdout.startswith(repr(float(want[0])))
+    assert str(list(want[1][0])) in out.stdout
+
+
+def test_cache_clear_and_info(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAPEGRAD_CACHE_DIR", str(tmp_path / "c"))
+    info = tg.cache_info()
+    assert info["dir"] == str(tmp_path / "c") and os.path.isdir(info["dir"])
+    assert (os.stat(info["dir"]).st_mode & 0o777) == 0o700
+    (tmp_path / "c" / "tgk_dead.py").write_text("x = 1\n")
+    assert tg.cache_clear() == 1
+    assert os.listdir(tmp_path / "c") == []
