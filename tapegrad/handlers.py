@@ -634,7 +634,10 @@ def round_(a, decimals=0, out=None):
 
 @handles(np.isclose)
 def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return np.less_equal(np.abs(a - b), atol + rtol * np.abs(b))
+    # as NumPy: the tolerance applies to finite pairs, infinities must be equal, nan only with equal_nan
+    close = np.where(np.isfinite(a) & np.isfinite(b), np.less_equal(np.abs(a - b), atol + rtol * np.abs(b)),
+                     np.equal(a, b))
+    return close | (np.isnan(a) & np.isnan(b)) if equal_nan else close
 
 
 @handles(np.allclose)
@@ -666,7 +669,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
             return sum_(astype(np.not_equal(x, 0), _dtype(x).type(0).real.dtype), ax, keepdims=keepdims)
         return sum_(np.abs(x) ** ord, ax, keepdims=keepdims) ** (1.0 / ord)
     if len(axes) == 2:
-        r0, r1 = axes
+        r0, r1 = (int(a) % nd for a in axis)  # in the caller's order: (1, 0) transposes ord
         if ord in (None, "fro"):
             return np.sqrt(sum_(np.abs(x) ** 2 if _dtype(x).kind == "c" else x * x, axes, keepdims=keepdims))
         if ord in (1, -1):
