@@ -306,6 +306,11 @@ case("norm vector axis keepdims", lambda x: np.linalg.norm(x, axis=1, keepdims=T
 case("norm all entries keepdims", lambda x: np.linalg.norm(x, keepdims=True), R(3, 4))
 for _ord in (None, "fro", 1, -1, np.inf, -np.inf):
     case(f"norm matrix ord={_ord}", (lambda o: lambda x: np.linalg.norm(x, ord=o))(_ord), Distinct(3, 4))
+for _ord in (1, -1, np.inf, -np.inf):
+    case(f"norm matrix ord={_ord} axis=(1, 0)", (lambda o: lambda x: np.linalg.norm(x, ord=o, axis=(1, 0)))(_ord),
+         Distinct(3, 4))
+case("norm matrix ord=1 axis=(2, 0) keepdims", lambda x: np.linalg.norm(x, 1, axis=(2, 0), keepdims=True),
+     Distinct(2, 3, 4))
 case("norm matrix axes", lambda x: np.linalg.norm(x, ord="fro", axis=(0, 2)), R(2, 3, 4))
 case("norm ord=0 (zero)", lambda x: np.linalg.norm(x, ord=0) * x, NonZero(4))
 
@@ -520,3 +525,13 @@ def test_stop_gradient_against_closed_form():
     np.testing.assert_allclose(g, x * x)  # not 3 x^2
     gg = tg.grad(lambda x: np.sum(tg.grad(lambda y: np.sum(tg.stop_gradient(y) * y * y))(x)))(x)
     np.testing.assert_allclose(gg, 2 * x)  # d/dx sum(2 sg(x) x) = 2 x
+
+
+def test_value_only_handlers_match_numpy():
+    a = np.array([1.0, np.inf, np.nan, -np.inf, 1.0, 2.0])
+    b = np.array([1.0, np.inf, np.nan, np.inf, np.inf, 2.0 + 1e-9])
+    for equal_nan in (False, True):
+        got, _ = tg.trace(lambda a: np.isclose(a, b, equal_nan=equal_nan), a)
+        np.testing.assert_array_equal(got, np.isclose(a, b, equal_nan=equal_nan))
+        got, _ = tg.trace(lambda a: np.allclose(a[:3], b[:3], equal_nan=equal_nan), a)
+        assert got == np.allclose(a[:3], b[:3], equal_nan=equal_nan)
