@@ -78,7 +78,8 @@ def backward_labels(tape: Tape) -> list:
         m = _NOTE.match(op.note)
         vid = int(m.group(1)) if m else None
         if vid is not None and vid != last_vid:
-            found = _find_reader(ops, cursor, pos, vid) or _find_reader(ops, first_bwd, -1, vid)
+            found = (_find_reader(ops, cursor, pos, vid, op.loc)
+                     or _find_reader(ops, first_bwd, -1, vid, op.loc))
             if found is not None:
                 cursor, pos = found
                 current = f"{ops[cursor].prim.name}[{pos + 1}]"
@@ -89,18 +90,24 @@ def backward_labels(tape: Tape) -> list:
     return labels
 
 
-def _find_reader(ops, cursor: int, pos: int, vid: int):
+def _find_reader(ops, cursor: int, pos: int, vid: int, loc: str = ""):
     """The first (op index, argument) reading `%vid`: in op `cursor` after argument `pos`,
-    then in the ops before it, latest first."""
+    then in the ops before it, latest first. Where optimisation passes have merged or
+    reordered backward ops, a reader on the backward op's source line is preferred."""
+    cands = []
     if cursor < len(ops):
-        for k, a in enumerate(ops[cursor].inputs):
-            if k > pos and not isinstance(a, Const) and a.id == vid:
-                return cursor, k
+        cands += [(cursor, k) for k, a in enumerate(ops[cursor].inputs)
+                  if k > pos and not isinstance(a, Const) and a.id == vid]
     for i in range(min(cursor, len(ops)) - 1, -1, -1):
-        for k, a in enumerate(ops[i].inputs):
-            if not isinstance(a, Const) and a.id == vid:
-                return i, k
-    return None
+        cands += [(i, k) for k, a in enumerate(ops[i].inputs)
+                  if not isinstance(a, Const) and a.id == vid]
+    if not cands:
+        return None
+    if loc:
+        for c in cands:
+            if ops[c[0]].loc == loc:
+                return c
+    return cands[0]
 
 
 def _run_timed(tape: Tape, leaves: list, times: list, allocs: list) -> None:

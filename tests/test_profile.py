@@ -15,12 +15,20 @@ def f(W, x, b):
 
 
 @pytest.fixture
+def raw(monkeypatch):
+    """Gradient tapes exactly as the reverse pass writes them (no optimisation passes)."""
+    import tapegrad.passes
+
+    monkeypatch.setattr(tapegrad.passes, "PIPELINE", [])
+
+
+@pytest.fixture
 def args():
     r = np.random.default_rng(0)
     return r.standard_normal((4, 3)), r.standard_normal((3, 2)), r.standard_normal(4)
 
 
-def test_profile_rows_forward_and_backward(args):
+def test_profile_rows_forward_and_backward(args, raw):
     out = io.StringIO()
     p = tg.profile(f, *args, repeat=3, file=out)
     fwd = {r.name: r for r in p.rows if r.phase == "forward"}
@@ -62,7 +70,7 @@ def test_profile_of_a_traced_tape(args):
     assert "backward" not in str(p)
 
 
-def test_backward_labels_follow_the_reverse_pass():
+def test_backward_labels_follow_the_reverse_pass(raw):
     def loss(x):
         z = x * 2.0
         m = np.max(z, keepdims=True)
@@ -95,3 +103,25 @@ def test_draw_writes_png(args, tmp_path):
     assert kinds.count("input") == 3
     assert kinds.count("forward") + kinds.count("backward") == len(g.tape.ops)
     assert len(G.graph["outputs"]) == 4
+
+
+def test_profile_of_the_optimised_tape_labels_every_op(args):
+    def loss(x):
+        z = x * 2.0
+        m = np.max(z, keepdims=True)
+        return np.sum(np.exp(z - m)) + np.sum(m)
+
+    x = np.array([1.0, 3.0, 2.0])
+    _, g = tg.grad(loss, x)
+    fwd = {op.prim.name for op in g.tape.ops if not op.note.startswith("d%")}
+    labels = backward_labels(g.tape)
+    for phase, lab in labels:
+        assert not lab.endswith("[?]")
+        if phase == "backward":
+            assert lab.split("[")[0] in fwd
+    # max's rule (equal, divide, ...) sits on max's line and is labelled max[1]
+    for op, (_, lab) in zip(g.tape.ops, labels):
+        if op.prim.name == "equal":
+            assert lab == "max[1]"
+    p = tg.profile(g.tape, x, repeat=2, file=None)
+    assert p.n_ops == len(g.tape.ops) == sum(r.calls for r in p.rows)
