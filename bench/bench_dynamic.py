@@ -4,7 +4,8 @@ D1 (tiny f, 4 elements, one `if` guard): a `tg.jit` hit (input signature + looku
 replay with guard checks + result) against `tg.play` of the same tape, against the bare
 interpreter replay that the hit path runs (`interpret.run` + `fill`: no signature, no
 input checks), and against re-tracing every call. Overhead of a hit = jit - bare replay.
-D2: the same for value and gradient (`tg.jit(tg.value_and_grad(f))`).
+D2: the same for value and gradient (`tg.jit(tg.value_and_grad(f))`), and the Yota form
+`tg.grad(f, x, dynamic=True)` against `tg.play` of the gradient tape it replays.
 D3 (RNN): tanh RNN, 50 steps, hidden 64, batch 16, input 64: value and gradient w.r.t.
 all weights through `tg.jit`, re-tracing every call (`tg.grad`), and JAX `jit` of the
 same function written against `jax.numpy`. See bench/README.md for how to run.
@@ -48,15 +49,21 @@ def test_d1_jit_hit(benchmark):
     assert jf.cache_info().misses == 1
 
 
+def _jit_tape(f):
+    jf = tg.jit(f)
+    jf(X)
+    return jf.tapes[0]  # baselines replay the very tape a hit replays
+
+
 @pytest.mark.benchmark(group=D1)
 def test_d1_play(benchmark):
-    _, tape = tg.trace(tiny, X)
+    tape = _jit_tape(tiny)
     assert benchmark(tg.play, tape, X) == tiny(X)
 
 
 @pytest.mark.benchmark(group=D1)
 def test_d1_bare_replay(benchmark):
-    _, tape = tg.trace(tiny, X)
+    tape = _jit_tape(tiny)
     assert benchmark(_bare(tape), X) == tiny(X)
 
 
@@ -85,13 +92,13 @@ def test_d2_jit_hit(benchmark):
 
 @pytest.mark.benchmark(group=D2)
 def test_d2_play(benchmark):
-    _, tape = tg.trace(tg.value_and_grad(tiny), X)
+    tape = _jit_tape(tg.value_and_grad(tiny))
     _check_d2(benchmark(tg.play, tape, X))
 
 
 @pytest.mark.benchmark(group=D2)
 def test_d2_bare_replay(benchmark):
-    _, tape = tg.trace(tg.value_and_grad(tiny), X)
+    tape = _jit_tape(tg.value_and_grad(tiny))
     _check_d2(benchmark(_bare(tape), X))
 
 
@@ -102,6 +109,18 @@ def test_d2_grad_dynamic_hit(benchmark):
         return val, g[0]
 
     run(X)
+    _check_d2(benchmark(run, X))
+
+
+@pytest.mark.benchmark(group=D2)
+def test_d2_grad_dynamic_play(benchmark):
+    """`tg.play` of the (optimised) tape that `grad(..., dynamic=True)` replays."""
+    tape = tg.grad(tiny, X, dynamic=True)[1].tape
+
+    def run(x):
+        val, g = tg.play(tape, x)
+        return val, g[0]
+
     _check_d2(benchmark(run, X))
 
 

@@ -158,6 +158,25 @@ def test_static_values_and_structure_are_the_signature():
     assert (info.hits, info.misses, info.retraces, info.entries) == (4, 4, 0, 4)
 
 
+def test_item_and_float_guards():
+    def f(x):
+        if x[0].item() > 0:  # item guard: x[0] is compared with its traced value exactly
+            return np.sum(x * 2.0)
+        return np.sum(x * float(np.sum(x)))  # float guard: the value is baked in
+
+    jf = tg.jit(tg.value_and_grad(f))
+    a, b, c = np.array([1.0, 2.0]), np.array([-1.0, 2.0]), np.array([-1.0, 3.0])
+    for x in [a, b, a * 2, c, b, c]:
+        val, g = jf(x)
+        assert val == f(x)
+        # float() stops the gradient: d/dx (x * const) = const
+        np.testing.assert_array_equal(g, [2.0, 2.0] if x[0] > 0 else [np.sum(x)] * 2)
+    # the item guard holds only for the traced x[0]; the float guard only for sum(x)
+    assert jf.cache_info()[:4] == (2, 4, 3, 4)
+    text = "\n".join(map(str, jf.tapes))
+    assert "guard item(%" in text and "guard float(%" in text
+
+
 def test_len_is_static():
     jf = tg.jit(lambda x: sum(x[i] for i in range(len(x))))
     assert jf(np.ones(3)) == 3.0 and jf(np.ones(3) * 2) == 6.0 and jf(np.ones(5)) == 5.0
