@@ -234,8 +234,8 @@ class _Cached:
         for entry in cands:
             try:
                 outs = entry.runner(leaves)
-            except GuardError:
-                continue
+            except Exception:  # noqa: BLE001  GuardError, or an op that the optimised tape
+                continue  # ran ahead of a failing guard: the trace below decides
             self.cache.hit(entry, cands)
             return self._finish(entry, outs)
         result, tape = self._trace(fn, call_args, len(args))
@@ -275,6 +275,11 @@ class Jit(_Cached):
     def __init__(self, f, maxsize=64, compile=False):
         super().__init__(f, maxsize, compile)
         functools.update_wrapper(self, f)
+
+    def __get__(self, obj, objtype=None):
+        """As a method decorator: the instance is the first argument (its array
+        attributes are leaves, its other attributes part of the signature)."""
+        return self if obj is None else functools.partial(self, obj)
 
     def _direct(self, fn, args, n):
         return fn(*args)

@@ -305,6 +305,39 @@ def test_keyword_arguments_are_arguments():
     assert v == 16.0 and g[0].tolist() == [4.0, 4.0] and len(g) == 1
 
 
+def test_jit_as_method_decorator():
+    class Layer:
+        def __init__(self, W, act):
+            self.W, self.act = W, act
+
+        @tg.jit
+        def __call__(self, x):
+            h = x @ self.W
+            return np.tanh(h) if self.act == "tanh" else h
+
+    layer = Layer(np.eye(2) * 2.0, "tanh")
+    x = np.array([0.1, 0.2])
+    np.testing.assert_allclose(layer(x), np.tanh(2 * x))
+    layer.W = np.eye(2) * 3.0  # an array attribute is an input leaf: seen without re-tracing
+    np.testing.assert_allclose(layer(x), np.tanh(3 * x))
+    layer.act = "linear"  # a static attribute is part of the signature
+    np.testing.assert_allclose(layer(x), 3 * x)
+    assert Layer.__call__.cache_info()[:3] == (1, 2, 0)
+
+
+def test_replay_errors_fall_back_to_tracing():
+    def f(x):
+        if np.all(x > 0):
+            return np.sum(np.linalg.inv(np.diag(x)))
+        return np.sum(x)
+
+    jf = tg.jit(f)
+    assert jf(np.array([1.0, 2.0])) == 1.5
+    assert jf(np.array([0.0, 2.0])) == 2.0  # no singular-matrix error from the wrong path
+    with pytest.raises(np.linalg.LinAlgError):  # a genuine error still raises, from the trace
+        tg.jit(lambda x: np.sum(np.linalg.inv(np.diag(x))))(np.array([0.0, 1.0]))
+
+
 def test_jit_inside_grad_traces_through():
     jf = tg.jit(lambda x: np.sum(np.sin(x)) if np.sum(x) > 0 else np.sum(x))
     x = np.array([0.5, 1.0])
