@@ -7,7 +7,7 @@ input checks), and against re-tracing every call. Overhead of a hit = jit - bare
 D2: the same for value and gradient (`tg.jit(tg.value_and_grad(f))`), and the Yota form
 `tg.grad(f, x, dynamic=True)` against `tg.play` of the gradient tape it replays.
 D3 (RNN): tanh RNN, 50 steps, hidden 64, batch 16, input 64: value and gradient w.r.t.
-all weights through `tg.jit`, re-tracing every call (`tg.grad`), and JAX `jit` of the
+all weights through `tg.jit` (interpreted, and `compile=True`), re-tracing every call (`tg.grad`), and JAX `jit` of the
 same function written against `jax.numpy`. See bench/README.md for how to run.
 """
 
@@ -173,6 +173,17 @@ def test_d3_jit(benchmark, rnn):
     p, xs = rnn
     jf = tg.jit(tg.value_and_grad(rnn_loss))
     jf(p, xs)
+    _check_rnn(benchmark(jf, p, xs), p, xs, _ref(p, xs))
+    assert jf.cache_info().misses == 1
+
+
+@pytest.mark.skipif(not have("numba"), reason="numba not installed")
+@pytest.mark.benchmark(group=D3)
+def test_d3_jit_compiled(benchmark, rnn):
+    p, xs = rnn
+    jf = tg.jit(tg.value_and_grad(rnn_loss), compile=True)
+    jf(p, xs)
+    jf.wait()
     _check_rnn(benchmark(jf, p, xs), p, xs, _ref(p, xs))
     assert jf.cache_info().misses == 1
 

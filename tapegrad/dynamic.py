@@ -101,10 +101,11 @@ def add_shape_guards(tape) -> None:
 
 
 class _Entry:
-    __slots__ = ("key", "tape", "runner", "path", "last")
+    __slots__ = ("key", "tape", "runner", "compiled", "path", "last")
 
-    def __init__(self, key, tape, runner):
-        self.key, self.tape, self.runner = key, tape, runner
+    def __init__(self, key, tape, runner_and_compiled):
+        self.key, self.tape = key, tape
+        self.runner, self.compiled = runner_and_compiled
         self.path = tuple((g.kind, g.var.id, g.expected) for g in tape.guards)
         self.last = 0
 
@@ -173,16 +174,16 @@ class GuardedCache:
             self._hits = itertools.count()
             self._reads = self.misses = self.retraces = 0
 
-    def tapes(self) -> list:
-        """The cached tapes, least recently used first."""
+    def entries(self) -> list:
+        """The cached entries, least recently used first."""
         with self._lock:
-            es = sorted((e for es in self._by_key.values() for e in es), key=lambda e: e.last)
-            return [e.tape for e in es]
+            return sorted((e for es in self._by_key.values() for e in es), key=lambda e: e.last)
 
 
 def _runner(tape, compile: bool):
-    """flat leaves -> flat outputs: the compiled tape when asked for and able to check
-    guards (else, or when compiling fails, the interpreter)."""
+    """-> (flat leaves -> flat outputs, compiled tape or None): the compiled tape when
+    asked for and able to check guards (else, or when compiling fails, the interpreter).
+    `tg.compile` builds in the background and runs interpreted meanwhile."""
     if compile:
         try:
             from .compile import compile as tg_compile
@@ -192,8 +193,8 @@ def _runner(tape, compile: bool):
             ctape = None
         run = getattr(ctape, "run", None)
         if run is not None and (not tape.guards or getattr(ctape, "checks_guards", False)):
-            return _check_input_guards(tape, run)
-    return functools.partial(interpret.run, tape)
+            return _check_input_guards(tape, run), ctape
+    return functools.partial(interpret.run, tape), None
 
 
 def _check_input_guards(tape, run):
@@ -258,7 +259,14 @@ class _Cached:
     @property
     def tapes(self) -> list:
         """The cached tapes, least recently used first (print one to see its guards)."""
-        return self.cache.tapes()
+        return [e.tape for e in self.cache.entries()]
+
+    def wait(self) -> "_Cached":
+        """With `compile=True`: block until every cached tape's kernels are compiled."""
+        for e in self.cache.entries():
+            if e.compiled is not None:
+                e.compiled.wait()
+        return self
 
 
 def _with_kwargs(f, names):
