@@ -382,6 +382,10 @@ def test_jit_compile_flag_checks_every_guard():
     for n, s in [(1, 1), (2, 1), (1, -1), (3, 1), (2, 1), (1, -1), (1, 1)]:
         np.testing.assert_allclose(jf(s * x, np.array(n)), iterative(s * x, n), rtol=1e-14)
     assert jf.cache_info()[:4] == (3, 4, 3, 4)
+    jf.wait()  # compiled drivers in place (when Numba is there): the same answers
+    for n, s in [(3, 1), (1, -1), (2, 1), (1, 1)]:
+        np.testing.assert_allclose(jf(s * x, np.array(n)), iterative(s * x, n), rtol=1e-14)
+    assert jf.cache_info()[:4] == (7, 4, 3, 4)
 
 
 # -- threads ------------------------------------------------------------------------------------
