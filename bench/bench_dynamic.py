@@ -7,8 +7,8 @@ input checks), and against re-tracing every call. Overhead of a hit = jit - bare
 D2: the same for value and gradient (`tg.jit(tg.value_and_grad(f))`), and the Yota form
 `tg.grad(f, x, dynamic=True)` against `tg.play` of the gradient tape it replays.
 D3 (RNN): tanh RNN, 50 steps, hidden 64, batch 16, input 64: value and gradient w.r.t.
-all weights through `tg.jit` (interpreted, and `compile=True`), re-tracing every call (`tg.grad`), and JAX `jit` of the
-same function written against `jax.numpy`. See bench/README.md for how to run.
+all weights through `tg.jit` (interpreted, and `compile=True`), re-tracing every call
+(`tg.value_and_grad`), and JAX `jit` of the same function written against `jax.numpy`. See bench/README.md for how to run.
 """
 
 import importlib.util
