@@ -77,7 +77,14 @@ def _odeint_vjp(g, ans, y0, t, *args, func, kw):
     return list(bind(odeint_vjp_p, g, ans, y0, t, *args, func=func, kw=kw))
 
 
+def _no_second_order(*args, **kw):
+    from ..errors import NoDerivativeError
+
+    raise NoDerivativeError("scipy.integrate.odeint: the adjoint gives first derivatives only")
+
+
 vjp_all(odeint_p, _odeint_vjp)
+vjp_all(odeint_vjp_p, _no_second_order)
 
 
 def odeint(func, y0, t, args=(), **kwargs):
