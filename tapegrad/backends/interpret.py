@@ -26,8 +26,7 @@ def run(tape, leaves: list) -> list:
                 if not g.holds(x):
                     raise GuardError(_failed(g))
     buffers = {}
-    planned = not traced and any(op.buffers for op in tape.ops)
-    if planned:
+    if not traced:
         free_after, last_write = _lifetimes(tape)
     for i, op in enumerate(tape.ops):
         vals = [a.value if isinstance(a, Const) else env[a.id] for a in op.inputs]
@@ -51,7 +50,7 @@ def run(tape, leaves: list) -> list:
             for g in guards.get(v.id, ()):
                 if not traced and not g.holds(o):
                     raise GuardError(_failed(g))
-        if planned:  # drop dead values so the memory the plan saves is really saved
+        if not traced:  # drop dead values (and buffers) as soon as nothing reads them
             for vid in free_after[i]:
                 env.pop(vid, None)
             for b in last_write[i]:

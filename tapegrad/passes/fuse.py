@@ -43,26 +43,26 @@ def fuse(tape: Tape) -> Tape:
     defs = {v.id: i for i, op in enumerate(ops) for v in op.outputs}
     group = {}  # op index -> group id
     shape, closed, members = {}, set(), {}
-    deps = {}  # var id -> ids of the groups it depends on
+    dag = nx.DiGraph()  # the tape with each group contracted to one node, grown as we go
+
+    def node(i):
+        return ("g", group[i]) if i in group else ("op", i)
+
     for i, op in enumerate(ops):
-        ins = [a for a in op.inputs if isinstance(a, Var)]
-        here = set()
-        for a in ins:
-            here |= deps.get(a.id, set())
-            if defs.get(a.id) in group:
-                here.add(group[defs[a.id]])
+        ins = [a for a in op.inputs if isinstance(a, Var) and a.id in defs]
         cands = []
         if _joinable(op):
-            cands = [group[defs[a.id]] for a in ins if defs.get(a.id) in group]
+            cands = [group[defs[a.id]] for a in ins if defs[a.id] in group]
             cands = [g for g in dict.fromkeys(cands)
                      if g not in closed and shape[g] == op.out.shape]
-        elif op.prim.name in REDUCTIONS and len(ins) == 1 and defs.get(ins[0].id) in group:
+        elif op.prim.name in REDUCTIONS and len(ins) == 1 and defs[ins[0].id] in group:
             g = group[defs[ins[0].id]]
             if g not in closed and shape[g] == ins[0].shape and _trailing(op, len(ins[0].shape)):
                 cands = [g]
         for g in cands:
-            outside = [a for a in ins if group.get(defs.get(a.id)) != g]
-            if all(g not in deps.get(a.id, ()) for a in outside):
+            # convex: no outside input may already depend on the group
+            outside = {node(defs[a.id]) for a in ins} - {("g", g)}
+            if not any(nx.has_path(dag, ("g", g), n) for n in outside):
                 group[i] = g
                 members[g].append(i)
                 if not _joinable(op):
@@ -72,24 +72,27 @@ def fuse(tape: Tape) -> Tape:
             if _joinable(op):
                 g = len(shape) + 1
                 group[i], shape[g], members[g] = g, op.out.shape, [i]
-        for v in op.outputs:
-            deps[v.id] = here
+        dag.add_node(node(i))
+        for a in ins:
+            if node(defs[a.id]) != node(i):
+                dag.add_edge(node(defs[a.id]), node(i))
     keep = {g for g, m in members.items() if len(m) > 1}
     number = {g: k for k, g in enumerate(sorted(keep, key=lambda g: members[g][0]), 1)}
 
-    def node(i):
+    first = {}
+    final = nx.DiGraph()
+
+    def final_node(i):
         return ("g", group[i]) if group.get(i) in keep else ("op", i)
 
-    first = {}
-    dag = nx.DiGraph()
     for i, op in enumerate(ops):
-        n = node(i)
+        n = final_node(i)
         first.setdefault(n, i)
-        dag.add_node(n)
+        final.add_node(n)
         for a in op.inputs:
-            if isinstance(a, Var) and a.id in defs and node(defs[a.id]) != n:
-                dag.add_edge(node(defs[a.id]), n)
-    order = topological_order(dag, key=lambda n: first[n])
+            if isinstance(a, Var) and a.id in defs and final_node(defs[a.id]) != n:
+                final.add_edge(final_node(defs[a.id]), n)
+    order = topological_order(final, key=lambda n: first[n])
     new_ops = []
     for n in order:
         idx = [n[1]] if n[0] == "op" else members[n[1]]
