@@ -223,6 +223,10 @@ class _Emitter:
         for i, op in enumerate(r.ops):
             v = op.outputs[0]
             out = None
+            for a in op.inputs:  # an input read for the last time may take the result in place
+                if hasattr(a, "id") and a.id in owned and last.get(a.id) == i and a.id not in outs:
+                    owned.discard(a.id)
+                    free.append((a.dtype, a.shape, f"v{a.id}"))
             if isinstance(op.prim.impl, np.ufunc) and getattr(np, op.prim.name, None) is op.prim.impl:
                 for j, (dt, sh, nm) in enumerate(free):
                     if dt == v.dtype and sh == v.shape:
@@ -234,10 +238,6 @@ class _Emitter:
             if v.id not in outs and v.shape and op.prim.name not in VIEWS and \
                     isinstance(op.prim.impl, np.ufunc):
                 owned.add(v.id)
-            for a in op.inputs:
-                if hasattr(a, "id") and a.id in owned and last.get(a.id) == i and a.id not in outs:
-                    owned.discard(a.id)
-                    free.append((a.dtype, a.shape, f"v{a.id}"))
 
     def emit_kernel_region(self, r: Region, k: Kernel):
         _, args, outs = kernel_source(r, self.ct.consts, self.ct.uniform, canonical=True)
@@ -458,12 +458,20 @@ class CompiledTape:
         else:
             drv = self._source.split("\n\n\ndef entry")[0] + "\n"
         parts = [drv]
+        shown = {}
         for r in self.regions:
             if r.mode == "loop":
+                k = self.kernels[r.index]
+                if k.key in shown:
+                    shown[k.key].append(f"g{r.index}")
+                    continue
+                shown[k.key] = [f"g{r.index}"]
                 src, _, _ = kernel_source(r, self.consts, self.uniform, canonical=False,
                                           fname=f"g{r.index}")
-                k = self.kernels[r.index]
-                parts.append(f"# g{r.index}: {k.name} ({len(r.ops)} ops, {r.why})\n{src}")
+                parts.append(f"# {k.name} ({len(r.ops)} ops, {r.why})\n{src}")
+        for i, (key, gs) in enumerate(shown.items()):
+            if len(gs) > 1:
+                parts[i + 1] = f"# also runs {', '.join(gs[1:])}\n" + parts[i + 1]
         return "\n\n".join(parts)
 
     def _driver_preview(self):
