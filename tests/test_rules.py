@@ -404,17 +404,7 @@ def test_rule(c: Case):
         _fd_check(H, args, argnums, hgrads, rng, "second order")
 
 
-# known bugs outside the rules, found by the replay check below (remove when fixed)
-KNOWN_BROKEN = {
-    n: "passes/fuse.py builds a cyclic group graph (NetworkXUnfeasible): joining a group "
-       "checks only the joining op's own deps, not those of the group it reads from"
-    for n in ("logaddexp with python scalar", "logaddexp2 with python scalar", "comparisons",
-              "clip method one-sided")
-}
-
-
-@pytest.mark.parametrize("c", [pytest.param(c, marks=pytest.mark.xfail(reason=KNOWN_BROKEN[c.name]))
-                               if c.name in KNOWN_BROKEN else c for c in CASES], ids=repr)
+@pytest.mark.parametrize("c", CASES, ids=repr)
 def test_gradient_tape_replays(c: Case):
     """`play(g.tape, *new_args)` (the optimised gradient tape) equals a fresh `grad`."""
     rng = np.random.default_rng(7)
