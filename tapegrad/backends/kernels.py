@@ -3,7 +3,9 @@
 `plan(tape)` walks the ops once and returns steps: folded constants, single NumPy ops
 (run by the Python driver) and `Region`s. A region is a set of elementwise ops with one
 iteration shape (inputs broadcast into it) plus trailing `sum` reductions over any axes;
-it becomes one loop nest. Ops join the open region of their shape; a region is flushed to the step list just before the
+it becomes one loop nest. Ops join the open region of their shape (the passes' `Op.group`
+is not used: a group closes at its reduction, while a region keeps going past one, so
+W2's forward, sum and backward are one loop instead of two); a region is flushed to the step list just before the
 first op outside it reads one of its values, so every region input exists when it runs.
 
 `kernel_source(region, ...)` writes the loop as Python for `numba.njit`: one line per
