@@ -5,8 +5,9 @@
 iteration shape (inputs broadcast into it) plus trailing `sum` reductions over any axes;
 it becomes one loop nest. Ops join the open region of their shape (the passes' `Op.group`
 is not used: a group closes at its reduction, while a region keeps going past one, so
-W2's forward, sum and backward are one loop instead of two); a region is flushed to the step list just before the
-first op outside it reads one of its values, so every region input exists when it runs.
+W2's forward, sum and backward are one loop instead of two); a region is flushed to the
+step list just before the first op outside it reads one of its values, so every region
+input exists when it runs.
 
 `kernel_source(region, ...)` writes the loop as Python for `numba.njit`: one line per
 op, on scalars, with every value cast to the dtype NumPy would compute in, so float32
