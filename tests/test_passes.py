@@ -93,3 +93,136 @@ def test_semantics_preserved(name, pipeline):
     assert_same(tg.play(reuse_buffers(opt), *args), tg.play(tape, *args))
     assert_same(tg.play(opt, *args), tg.play(tape, *args))
     assert len(dce(opt)) <= len(tape)  # fold leaves what it orphans to dce
+
+
+def body(tape) -> str:
+    """The printed tape without source-line comments (stable under edits)."""
+    return "\n".join(line.split("#")[0].rstrip() for line in str(tape).splitlines())
+
+
+def test_fold_simplifies_algebra():
+    f = lambda x: np.sum(-(-((x * 1.0 + 0.0).T.T.reshape(3, 2).reshape(2, 3))) / 1)  # noqa: E731
+    x = rng.normal(size=(2, 3))
+    _, tape = tg.trace(f, x)
+    opt = optimize(tape, [fold, dce])
+    assert len(tape) == 10 and len(opt) == 1
+    assert body(opt) == "tape(%1::float64[2,3]) -> %11\n  %11 = sum(%1)::float64[]"
+    assert_same(tg.play(opt, x), tg.play(tape, x))
+
+
+def test_fold_keeps_dtype():
+    x = rng.normal(size=3).astype(np.float32)
+    _, weak = tg.trace(lambda x: x * 1.0, x)  # weak Python scalar: stays float32
+    _, strong = tg.trace(lambda x: x * np.float64(1.0), x)  # promotes to float64
+    assert len(dce(fold(weak))) == 0
+    assert body(dce(fold(strong))) == (
+        "tape(%1::float32[3]) -> %2\n  %2 = multiply(%1, 1.0)::float64[3]")
+
+
+def test_fold_constants_and_broadcasts():
+    # the reverse pass seeds mean's gradient as broadcast_to(reshape(-1/n)) * g
+    x = rng.normal(size=(4, 3))
+    tape, args = grad_call(lambda x: -np.mean(x * x), (x,))[2], (x,)
+    opt = optimize(tape, [fold, cse, dce])
+    assert (len(tape), len(opt)) == (11, 5)
+    assert body(opt) == """\
+tape(%1::float64[4,3]) -> (%5, %12)
+  %2 = multiply(%1, %1)::float64[4,3]
+  %3 = sum(%2)::float64[]
+  %5 = divide(%3, -12)::float64[]
+  %10 = multiply(-0.08333333333333333, %1)::float64[4,3]
+  %12 = add(%10, %10)::float64[4,3]"""
+    assert_same(tg.play(opt, *args), tg.play(tape, *args))
+
+
+def test_sum_of_broadcast_is_a_scaled_source():
+    x = rng.normal(size=3)
+    _, tape = tg.trace(lambda x: np.sum(np.broadcast_to(x, (5, 3)), axis=0), x)
+    opt = optimize(tape, [fold, dce])
+    assert body(opt) == "tape(%1::float64[3]) -> %4\n  %4 = multiply(%1, 5)::float64[3]"
+    assert_same(tg.play(opt, x), tg.play(tape, x))
+
+
+def test_cse_merges_and_normalises_commutative_ops():
+    x, y = rng.normal(size=3), rng.normal(size=3)
+    _, tape = tg.trace(lambda x, y: np.sin(x) * y + y * np.sin(x), x, y)
+    opt = optimize(tape, [cse, dce])
+    assert (len(tape), len(opt)) == (5, 3)
+    assert body(opt) == """\
+tape(%1::float64[3], %2::float64[3]) -> %7
+  %3 = sin(%1)::float64[3]
+  %4 = multiply(%3, %2)::float64[3]
+  %7 = add(%4, %4)::float64[3]"""
+    _, tape = tg.trace(lambda x: x * 0.0 + x * -0.0, x)
+    assert len(cse(tape)) == 3  # 0.0 and -0.0 are different constants
+
+
+def test_dce_drops_unused_work():
+    x = rng.normal(size=3)
+    _, tape = tg.trace(lambda x: (np.exp(x), np.sum(np.cos(x)))[1], x)
+    assert (len(tape), len(dce(tape))) == (3, 2)
+
+
+def test_fuse_marks_groups_and_prints_them():
+    x = rng.normal(size=(2, 3))
+    _, tape = tg.trace(lambda x: np.sum(np.tanh(x) * 2.0 + x, axis=1) @ np.ones(2), x)
+    opt = optimize(tape, [fuse])
+    assert body(opt) == """\
+tape(%1::float64[2,3]) -> %7
+  %2 = tanh(%1)::float64[2,3] [g1]
+  %3 = multiply(%2, 2.0)::float64[2,3] [g1]
+  %4 = add(%3, %1)::float64[2,3] [g1]
+  %5 = sum(%4, axis=(1,))::float64[2] [g1]
+  %6 = const float64[2]
+  %7 = matmul(%5, %6)::float64[]"""
+    assert [op.group for op in opt.ops].count(1) == 4 and opt.stats()["fusion_groups"] == 1
+
+
+def test_reuse_buffers_plan_and_checker():
+    x = rng.normal(size=(4, 5))
+    _, tape = tg.trace(lambda x: np.sum(np.exp(np.sin(np.tanh(x) * 3.0) + 1.0)), x)
+    opt = reuse_buffers(tape)
+    assert body(opt) == """\
+tape(%1::float64[4,5]) -> %7
+  %2 = tanh(%1)::float64[4,5] -> buf1
+  %3 = multiply(%2, 3.0)::float64[4,5] -> buf1
+  %4 = sin(%3)::float64[4,5] -> buf1
+  %5 = add(%4, 1.0)::float64[4,5] -> buf1
+  %6 = exp(%5)::float64[4,5] -> buf1
+  %7 = sum(%6)::float64[]"""
+    check_buffers(opt)
+    s0, s1 = tape.stats(), opt.stats()
+    assert (s0["allocations"], s1["allocations"]) == (5, 1)
+    assert (s0["peak_bytes"], s1["peak_bytes"]) == (2 * 160, 160)
+    assert_same(tg.play(opt, x), tg.play(tape, x))
+    # a plan that overwrites a value still read later is refused
+    _, tape2 = tg.trace(lambda x: np.sin(x) + np.cos(x), x)
+    ops = [op.replace(buffers=(1,)) for op in tape2.ops]
+    with pytest.raises(BufferError, match="overwrites buf1"):
+        check_buffers(tape2.derive(ops=ops))
+    # tape inputs are never written: the outputs of the interpreter leave x alone
+    x0 = x.copy()
+    tg.play(opt, x)
+    assert np.array_equal(x, x0)
+
+
+def test_optimize_names_the_broken_pass():
+    x = rng.normal(size=3)
+    _, tape = tg.trace(lambda x: np.sin(x) * 2.0, x)
+
+    def broken(t):
+        return t.derive(ops=t.ops[1:])
+
+    with pytest.raises(AssertionError, match="pass broken broke the tape"):
+        optimize(tape, [cse, broken], check=True)
+
+
+def test_stats_and_grad_uses_pipeline():
+    f, args = CASES["mlp"]
+    val, g = tg.grad(f, *args)
+    s = g.tape.stats()
+    assert set(s) >= {"ops", "by_prim", "peak_bytes", "allocations", "fusion_groups"}
+    raw = raw_tape("mlp")[0].stats()
+    assert s["ops"] < raw["ops"] and s["allocations"] < raw["allocations"]
+    check_buffers(g.tape)
+    assert any(op.buffers for op in g.tape.ops) and s["fusion_groups"] > 0
