@@ -12,6 +12,11 @@ from .fuse import fuse
 from .reuse_buffers import check_buffers, reuse_buffers
 
 PIPELINE = [cse, fold, cse, dce, fuse, reuse_buffers]
+"""The default order. `cse` first, so `fold` sees each value once (single-use checks
+are exact); `fold` exposes new duplicates (two broadcasts of one scalar become one
+`Const`), hence `cse` again; `dce` then drops everything the rewrites orphaned. `fuse`
+needs the final op set and reorders ops, so it comes after; `reuse_buffers` plans
+storage from liveness, which depends on the final order, so it runs last."""
 
 
 def optimize(tape: Tape, pipeline=None, check: bool | None = None) -> Tape:
