@@ -52,17 +52,6 @@ def storage(tape: Tape) -> dict:
     return roots
 
 
-def _extended_last_use(tape: Tape, roots: dict) -> dict:
-    """root -> index of the last op reading any value living in it (len(ops) if an
-    output or guarded value lives there)."""
-    last = last_uses(tape)
-    ext = {}
-    for vid, rs in roots.items():
-        for r in rs:
-            ext[r] = max(ext.get(r, -1), last.get(vid, -1))
-    return ext
-
-
 def reuse_buffers(tape: Tape) -> Tape:
     """Assign buffers so that dead arrays' storage is written again by later ufunc ops.
 
