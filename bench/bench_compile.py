@@ -134,18 +134,8 @@ def tape_of(w):
     """The gradient tape: all arguments (W1, W2, W4, W6) or the parameters only."""
     make, args, argnum = DATA[w]
     if argnum is None:
-        return tg.grad(make(np), *args)[1].tape if w != "W4" else \
-            optimize(tg.trace(tg.value_and_grad(make(np)), *args)[1], pipeline=_SAFE)
-    return optimize(tg.trace(tg.value_and_grad(make(np)), *args)[1], pipeline=_SAFE)
-
-
-def _safe_pipeline():
-    from tapegrad.passes import PIPELINE
-
-    return [p for p in PIPELINE if p.__name__ != "fuse"]  # fuse: see issue 4 note
-
-
-_SAFE = _safe_pipeline()
+        return tg.grad(make(np), *args)[1].tape
+    return optimize(tg.trace(tg.value_and_grad(make(np)), *args)[1])
 
 
 # -- NumPy by hand ---------------------------------------------------------------------
