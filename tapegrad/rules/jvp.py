@@ -134,8 +134,13 @@ def _expand(a, x, axis, keepdims):
     return a
 
 
-jvp("prod", lambda g, ans, x, axis, keepdims:
-    ans * np.sum(g / x, axis=axis, keepdims=keepdims))  # defined where x != 0, as the VJP
+def _prod_jvp(g, ans, x, axis, keepdims):
+    # sum_i g_i * prod_{j != i} x_j, reusing the VJP rule's d prod / dx (exact at zeros)
+    dprod = VJPS[_prim("prod")][0](np.ones(np.shape(ans)), ans, x, axis=axis, keepdims=keepdims)
+    return np.sum(g * dprod, axis=axis, keepdims=keepdims)
+
+
+jvp("prod", _prod_jvp)
 
 
 def _minmax_jvp(g, ans, x, axis, keepdims):
@@ -167,7 +172,7 @@ def has_jvp(p) -> bool:
 
 def rule_counts() -> dict:
     """How many primitives have VJP rules, and how many of those have JVP rules."""
-    vj = set(VJPS) | set(VJPS_ALL)
+    vj = {p for p in set(VJPS) | set(VJPS_ALL) if not p.user}  # built-in prims only
     return {"vjp": len(vj), "jvp": sum(1 for p in vj if has_jvp(p)),
             "missing_jvp": sorted(p.name for p in vj if not has_jvp(p))}
 
