@@ -14,9 +14,6 @@ from test_rules import CASES, _draw
 
 # known failures, with why (remove when fixed)
 XFAIL = {
-    "prod with one zero": "order 2 in forward mode: the JVP of cumprod (inside prod's zero-safe VJP) "
-                          "divides by x, nan at zeros (as HIPS autograd's cumprod)",
-    "prod with two zeros": "same as 'prod with one zero'",
     "einsum ij...,k->i...": "rules/linalg.py einsum VJP (being rewritten) puts the ellipsis first "
                             "in the target ('...i' for 'i...'): transposed cotangent",
 }
