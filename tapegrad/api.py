@@ -18,23 +18,72 @@ from .trace import Tracer, bind, is_traced  # noqa: F401  (re-exported)
 
 
 class GradResult:
-    """Gradients from the Yota-style `grad(f, *args)`: `g[i]` for argument i, `g.tape`."""
+    """Gradients from the Yota-style `grad(f, *args)`: `g[i]` for argument i, `g.tape`.
 
-    def __init__(self, grads, tape):
-        self._grads = tuple(grads)
-        self.tape = tape
+    Built either from computed gradients and a tape, or from a `core.LazyGrads` that
+    runs the reverse pass for argument i when `g[i]` is first read (so gradients for
+    data arguments nobody reads cost nothing), and optimises `g.tape` when first read.
+    """
+
+    def __init__(self, grads, tape=None, lazy=None):
+        self._lazy = lazy
+        self._grads = list(grads) if grads is not None else [_MISSING] * len(lazy.t.args)
+        self._tape = tape
 
     def __getitem__(self, i):
-        return self._grads[i]
+        g = self._grads[i]
+        if g is _MISSING:
+            g = self._grads[i] = self._lazy_arg(i)
+        return g
+
+    def _lazy_arg(self, i):
+        lz = self._lazy
+        t = lz.t
+        where = lz.leaves([i])
+        cts, used = lz.run(where, zeros=_is_plain_leaf(t.args[i]))
+        grads = [None] * len(lz.t.arg_leaves)
+        grads[i] = [None] * len(t.arg_leaves[i])
+        used_by_leaf = [[False] * len(lv) for lv in t.arg_leaves]
+        for (a, j), c, u in zip(where, cts, used):
+            grads[a][j] = None if c is None else c.value
+            used_by_leaf[a][j] = u
+        return _yota_format([lz.args[k] if k == i else None for k in range(len(t.args))],
+                            grads, t.arg_paths, used_by_leaf)[i]
+
+    @property
+    def tape(self):
+        if self._tape is None:
+            from .passes import optimize
+
+            lz = self._lazy
+            tape, where, used = lz.full_tape()
+            t = lz.t
+            used_by_leaf = [[False] * len(lv) for lv in t.arg_leaves]
+            slot_grads = [[None] * len(lv) for lv in t.arg_leaves]
+            for k, ((i, j), u) in enumerate(zip(where, used)):
+                used_by_leaf[i][j] = u
+                slot_grads[i][j] = Slot(k + 1, "float" if isinstance(t.arg_leaves[i][j], float) else "array")
+            slot_grads = [s if any(x is not None for x in s) else None for s in slot_grads]
+            tape.out_tree = (Slot(0, "float" if isinstance(lz.val, float) else "array"),
+                             _yota_format(lz.args, slot_grads, t.arg_paths, used_by_leaf, slots=True))
+            self._tape = optimize(tape)
+        return self._tape
+
+    @tape.setter
+    def tape(self, value):
+        self._tape = value
 
     def __len__(self):
         return len(self._grads)
 
     def __iter__(self):
-        return iter(self._grads)
+        return (self[i] for i in range(len(self)))
 
     def __repr__(self):
-        return f"GradResult({list(self._grads)!r})"
+        return f"GradResult({[self[i] for i in range(len(self))]!r})"
+
+
+_MISSING = object()
 
 
 def _is_plain_leaf(a) -> bool:
@@ -84,6 +133,19 @@ def grad(f, *args, argnum=None, dynamic=False, compile=False, **kwargs):
 
 
 def _yota_grad(f, args, kwargs):
+    from .core import LazyGrads
+    from .trace import current_level
+
+    if current_level() == 0:
+        lz = LazyGrads(f, args, kwargs)
+        val = lz.val
+        if isinstance(val, np.ndarray) and val.ndim == 0:
+            val = val[()]
+        return val, GradResult(None, lazy=lz)
+    return _eager_yota_grad(f, args, kwargs)
+
+
+def _eager_yota_grad(f, args, kwargs):
     from .passes import optimize
 
     val, grads, tape, t, used = grad_call(f, args, kwargs)

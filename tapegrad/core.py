@@ -7,13 +7,16 @@ transforms in `api.py` are thin layers over these two.
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import numpy as np
 
 from . import tree
 from .errors import TraceError
 from .ir import Const, Var
 from .passes.reverse import backward, zeros_like_var
-from .trace import Trace, Tracer, new_trace
+from .trace import Trace, Tracer, _stack, new_trace
 
 
 class Slot:
@@ -186,6 +189,75 @@ def grad_call(f, args, kwargs=None, argnums=None, scalar_check="grad", build=Tru
         tape.meta.update(name=getattr(f, "__name__", "f"), wrt=where, used=used)
         val = value_of(tr, out_atom)
     return val, grads, tape, t, used
+
+
+class LazyGrads:
+    """The Yota form's gradients, computed per argument on first use.
+
+    `grad(loss, model, X, y)` must offer `g[1]` (the gradient for the data X), but most
+    callers only read `g[0]`: running the reverse pass for X would cost a full extra
+    matmul per layer. So the forward trace is kept and re-entered on demand; each
+    `g[i]` runs the reverse pass w.r.t. that argument's leaves only, and `g.tape` runs
+    it w.r.t. every leaf. Only used at the top level (no enclosing trace): nested calls
+    are eager, since the enclosing trace may be gone by the time `g[i]` is read.
+    """
+
+    def __init__(self, f, args, kwargs):
+        with new_trace() as tr:
+            self.t = bind_inputs(tr, args)
+            out = f(*self.t.args, **(kwargs or {}))
+            check_scalar_output(out, "grad")
+            self.out_atom = as_atom(tr, out)
+            self.val = value_of(tr, self.out_atom)
+        self.trace = tr
+        self.args = args
+        self.name = getattr(f, "__name__", "f")
+        self.n_forward_ops = len(tr.tape.ops)
+        self.lock = threading.Lock()
+
+    def leaves(self, argnums):
+        t = self.t
+        return [(i, j) for i in argnums for j, leaf in enumerate(t.arg_leaves[i])
+                if differentiable_leaf(leaf)]
+
+    def run(self, where, zeros=True):
+        """Reverse pass w.r.t. the leaves `where`: -> (cotangent Tracers or None, used)."""
+        tr, t = self.trace, self.t
+        with self.lock, reopened(tr):
+            wrt = [t.in_tracers[i][j].node for i, j in where]
+            cts = backward(tr, self.out_atom, wrt) if isinstance(self.out_atom, Var) else [None] * len(wrt)
+            used = [c is not None for c in cts]
+            if zeros:
+                cts = [c if c is not None else zeros_like_var(tr, w) for c, w in zip(cts, wrt)]
+        return cts, used
+
+    def full_tape(self):
+        """The gradient tape w.r.t. every leaf: forward ops plus one full reverse pass."""
+        where = self.leaves(range(len(self.t.args)))
+        start = len(self.trace.tape.ops)
+        cts, used = self.run(where)
+        tape = self.trace.tape
+        # drop partial reverse passes that g[i] appended earlier: keep forward + this one
+        ops = tape.ops[: self.n_forward_ops] + tape.ops[start:]
+        tape = tape.derive(ops=ops, outputs=[self.out_atom] + [c.node for c in cts])
+        tape.meta.update(name=self.name, wrt=where, used=used)
+        return tape, where, used
+
+
+@contextmanager
+def reopened(tr: Trace):
+    """Make a finished top-level trace current again, to append more ops to it."""
+    stack = _stack()
+    if stack:
+        raise TraceError("a lazy gradient was read inside another trace; read g[i] outside it")
+    tr.closed = False
+    tr.thread = threading.get_ident()
+    stack.append(tr)
+    try:
+        yield tr
+    finally:
+        stack.pop()
+        tr.closed = True
 
 
 def check_escape(x):

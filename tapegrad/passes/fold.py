@@ -207,8 +207,8 @@ def _multiply(b, op, x, y):
             r = _keep(b, op, u)
             if r is not None:
                 return r
-        if k is not None and k == 0 and op.out.dtype.kind in "fc":
-            return _zeros(b, op)  # x * 0 -> 0: assumes finite x, like AD's symbolic zeros
+        # x * 0 is not rewritten to 0: it is NaN for x = inf or NaN, and the tape must
+        # propagate NaN/inf exactly as NumPy does
     return _push_negation(b, op, x, y, P.ufunc_prim(np.multiply))
 
 
@@ -398,13 +398,13 @@ RULES = {
 
 
 def fold(tape: Tape) -> Tape:
-    """Fold constant ops and simplify algebra: x*1, x+0, x-0, x/1, x*0 (finite x),
+    """Fold constant ops and simplify algebra: x*1, x+0, x-0, x/1,
     --x, (-x)*(-y), -(x*c), x + -y, transpose of transpose, reshape of reshape or of a
     broadcast scalar, reshape(sum) -> sum(keepdims), sum of a broadcast -> scaled source,
     sum of sum, broadcasts feeding elementwise ops, `ones * g` -> g.
 
     Preserves: play(result, *args) == play(tape, *args) with the same dtypes and shapes
-    (up to rounding of reassociated sums), for finite inputs. Impure ops and guarded
+    (up to rounding of reassociated sums), NaN and inf included. Impure ops and guarded
     values are never rewritten; var numbers are kept.
     """
     b = _Builder(tape)

@@ -44,7 +44,7 @@ vjp("prod", _prod_vjp)
 def _minmax_vjp(g, ans, x, axis, keepdims):
     # ties share the gradient evenly, as HIPS autograd does
     a = _expand(ans, x, axis, keepdims)
-    mask = x == a
+    mask = (x == a).astype(x.dtype)  # in x's dtype: an int count would promote float32
     return _expand(g, x, axis, keepdims) * mask / np.sum(mask, axis=axis, keepdims=True)
 
 

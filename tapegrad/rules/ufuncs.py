@@ -70,4 +70,5 @@ nondiff(np.sign, np.floor, np.ceil, np.trunc, np.rint, np.floor_divide, "round",
 
 
 def _balanced_eq(x, z, y):
-    return (x == z) / (1.0 + (x == y))
+    # masks in the result's dtype: a bool / float division would promote float32
+    return (x == z).astype(z.dtype) / ((x == y).astype(z.dtype) + 1.0)
