@@ -520,9 +520,27 @@ def _static_int(v):
 
 def getitem(x, key):
     template, arrays = encode_index(key)
-    if all(t == ("s", None, None, None) for t in template) and not arrays:
-        return x
+    if not arrays and all(t == ("s", None, None, None) or t is None for t in template):
+        if None not in template:
+            return x
+        return _expand_none(x, template)
     return bind(P.getitem, x, *arrays, index=template)
+
+
+def _expand_none(x, template):
+    """x[:, None] and friends are reshapes: record them as such."""
+    shape = list(_shape(x))
+    out, k = [], 0
+    n_full = sum(1 for t in template if t is not None)
+    if n_full > len(shape):
+        raise IndexError("too many indices for array")
+    for t in template:
+        if t is None:
+            out.append(1)
+        else:
+            out.append(shape[k])
+            k += 1
+    return reshape(x, out + shape[k:])
 
 
 Tracer.__getitem__ = getitem
