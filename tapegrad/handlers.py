@@ -524,7 +524,11 @@ def getitem(x, key):
         if None not in template:
             return x
         return _expand_none(x, template)
-    return bind(P.getitem, x, *arrays, index=template)
+    out = bind(P.getitem, x, *arrays, index=template)
+    if isinstance(out, Tracer) and any(_dtype(a) == np.bool_ and _ndim(a) for a in arrays):
+        # a boolean mask makes the result's shape depend on data: guard it
+        out._trace.guard("shape", out, tuple(out.shape))
+    return out
 
 
 def _expand_none(x, template):

@@ -87,7 +87,8 @@ def _leaf_kind(x):
 def _static_key(x):
     try:
         hash(x)
-        return x
+        # the type is part of the key: True == 1 == 1.0 must not select the same trace
+        return (type(x), x)
     except TypeError:
         return ("id", id(x))
 

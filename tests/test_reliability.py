@@ -114,3 +114,32 @@ def test_debug_nans_in_backward():
     with pytest.raises(FloatingPointError, match="backward pass"):
         with np.errstate(all="ignore"), tg.debug_nans():
             tg.grad(f, np.array([0.0, 1.0]))[1][0]  # the Yota form runs the reverse pass on read
+
+
+def test_replay_inside_a_trace_checks_guards():
+    def f(x, n):
+        s = x
+        for _ in range(int(n)):
+            s = s * x
+        return np.sum(s)
+
+    _, tape = tg.trace(f, np.array([2.0]), np.array(1))
+    # replaying the n=1 tape for n=2 inside grad must not silently take the n=1 path
+    with pytest.raises(tg.GuardError):
+        tg.grad(lambda x: tg.play(tape, x, np.array(2)))(np.array([2.0]))
+    np.testing.assert_allclose(tg.grad(lambda x: tg.play(tape, x, np.array(1)))(np.array([3.0])), [6.0])
+
+
+def test_boolean_mask_result_shape_is_guarded():
+    _, tape = tg.trace(lambda x: np.sum(x[x > 0]), np.array([1.0, -1.0, 2.0]))
+    assert [(g.kind, g.expected) for g in tape.guards] == [("shape", (2,))]
+    assert tg.play(tape, np.array([5.0, 1.0, -2.0])) == 6.0
+    with pytest.raises(tg.GuardError):
+        tg.play(tape, np.array([1.0, 1.0, 2.0]))
+
+
+def test_static_values_keep_their_type():
+    from tapegrad.tree import flatten
+
+    assert flatten({"a": True})[2] != flatten({"a": 1})[2]
+    assert flatten([1])[2] != flatten([1.0 + 0j == 1])[2]

@@ -20,7 +20,9 @@ def run(tape, leaves: list) -> list:
     guards = {}
     for g in tape.guards:
         guards.setdefault(g.var.id, []).append(g)
-    if guards and not traced:  # guards on inputs (`range(n)` on a 0-d int input)
+    # Guards hold on traced leaves too: checking one calls bool()/int() on the outer
+    # tracer, which returns its concrete value and records the guard out there as well.
+    if guards:  # guards on inputs (`range(n)` on a 0-d int input)
         for v, x in zip(tape.inputs, leaves):
             for g in guards.get(v.id, ()):
                 if not g.holds(x):
@@ -48,7 +50,7 @@ def run(tape, leaves: list) -> list:
         for v, o in zip(op.outputs, outs):
             env[v.id] = o
             for g in guards.get(v.id, ()):
-                if not traced and not g.holds(o):
+                if not g.holds(o):
                     raise GuardError(_failed(g))
         if not traced:  # drop dead values (and buffers) as soon as nothing reads them
             for vid in free_after[i]:

@@ -124,7 +124,7 @@ _GUARD_CONVERT = {
     "int": int,
     "float": float,
     "index": lambda v: int(np.asarray(v).__index__()) if np.ndim(v) == 0 else v,
-    "item": lambda v: np.asarray(v).item(),
+    "item": lambda v: v.item() if hasattr(v, "item") else v,
     "complex": complex,
     "shape": lambda v: tuple(np.shape(v)),
 }
