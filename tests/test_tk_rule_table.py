@@ -13,10 +13,7 @@ from tapegrad.rules.jvp import JVPS_ALL, rule_counts
 from test_rules import CASES, _draw
 
 # known failures, with why (remove when fixed)
-XFAIL = {
-    "einsum ij...,k->i...": "rules/linalg.py einsum VJP (being rewritten) puts the ellipsis first "
-                            "in the target ('...i' for 'i...'): transposed cotangent",
-}
+XFAIL: dict = {}
 # odeint's adjoint is first-order reverse only
 MODES = {"tk integrate.odeint": ("rev",)}
 

@@ -33,27 +33,31 @@ def _einsum_vjp(g, ans, *xs, subscripts):
     for i, s in enumerate(ins):
         others = [x for j, x in enumerate(xs) if j != i]
         other_s = [t for j, t in enumerate(ins) if j != i]
-        letters = s.replace("...", "")
         present = set(out + "".join(other_s))
-        # each distinct letter of operand i once; letters found nowhere else were summed out
-        keep = "".join(c for k, c in enumerate(letters) if c in present and c not in letters[:k])
-        target = ("..." if "..." in s else "") + keep
+        # operand i's subscripts in their own order (the ellipsis where `s` has it), each
+        # distinct letter once; letters found nowhere else were summed out
+        flat, target = s.replace("...", "*"), ""
+        for c in flat:
+            if c == "*" or (c in present and c not in target):
+                target += c
+        target = target.replace("*", "...")
         r = np.einsum(",".join([out] + other_s) + "->" + target, g, *others)
-        if keep != letters:
-            r = _spread(r, s, keep, np.shape(xs[i]))
+        if target != s:
+            r = _spread(r, s, target.replace("...", ""), np.shape(xs[i]))
         res.append(r)
     return res
 
 
 def _spread(r, s, keep, shape):
-    """From `r` (subscripts `...keep`) to operand shape `shape` (subscripts `s`): broadcast
-    along summed-out letters and put repeated letters (`ii`) on their diagonal."""
+    """From `r` (subscripts: `s` with only the letters in `keep`, each once, the ellipsis in
+    place) to operand shape `shape` (subscripts `s`): broadcast along summed-out letters and
+    put repeated letters (`ii`) on their diagonal."""
     flat = s.replace("...", "*")
     nell = len(shape) - len(flat) + ("*" in flat)
-    if nell and flat.index("*"):  # r has its ellipsis dims first: move them where `s` has them
-        before = flat[:flat.index("*")]
-        lead = sum(1 for k, c in enumerate(before) if c in keep and c not in before[:k])
-        r = np.moveaxis(r, tuple(range(nell)), tuple(range(lead, lead + nell)))
+    extra = np.ndim(r) - len(keep) - nell  # r's ellipsis has the output's (broadcast) rank
+    if extra > 0:
+        at = sum(1 for k, c in enumerate(flat[:flat.index("*")]) if c in keep and c not in flat[:k])
+        r = np.sum(r, axis=tuple(range(at, at + extra)))
     rshape, full, pos, seen, diag = list(np.shape(r)), [], 0, "", {}
     k = 0
     for c in flat:
