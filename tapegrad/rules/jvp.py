@@ -175,19 +175,3 @@ def rule_counts() -> dict:
     vj = {p for p in set(VJPS) | set(VJPS_ALL) if not p.user}  # built-in prims only
     return {"vjp": len(vj), "jvp": sum(1 for p in vj if has_jvp(p)),
             "missing_jvp": sorted(p.name for p in vj if not has_jvp(p))}
-
-
-# -- complex-aware VJPs for non-holomorphic elementwise functions ---------------------------
-# autograd's convention: the cotangent of |z| is g * conj(z) / |z|. The real-only rule in
-# ufuncs.py (g * sign(x)) is kept for real inputs and wrapped here for complex ones.
-_abs_real_vjp = (VJPS.get(_prim(np.absolute)) or (None,))[0]
-
-
-def _abs_vjp(g, ans, x):
-    if _cplx(x):
-        return g * np.conj(x) / np.where(ans == 0, 1.0, ans)
-    return _abs_real_vjp(g, ans, x)
-
-
-if _abs_real_vjp is not None:
-    VJPS[_prim(np.absolute)] = (_abs_vjp,)

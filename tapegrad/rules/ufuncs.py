@@ -17,7 +17,9 @@ vjp(np.power,
 vjp(np.float_power,
     lambda g, ans, x, y: g * y * np.float_power(x, y - 1),
     lambda g, ans, x, y: g * np.where(x, ans * np.log(np.where(x, x, 1.0)), 0.0))
-vjp(np.absolute, lambda g, ans, x: g * np.sign(x))
+# complex z: autograd's convention, the cotangent of |z| is g * conj(z) / |z| (0 at z = 0)
+vjp(np.absolute, lambda g, ans, x: (g * np.conj(x) / np.where(ans == 0, 1.0, ans)
+                                    if _complex(x) else g * np.sign(x)))
 vjp(np.sqrt, lambda g, ans, x: g * 0.5 / ans)
 vjp(np.cbrt, lambda g, ans, x: g / (3.0 * ans * ans))
 vjp(np.square, lambda g, ans, x: g * 2.0 * x)
@@ -72,3 +74,7 @@ nondiff(np.sign, np.floor, np.ceil, np.trunc, np.rint, np.floor_divide, "round",
 def _balanced_eq(x, z, y):
     # masks in the result's dtype: a bool / float division would promote float32
     return (x == z).astype(z.dtype) / ((x == y).astype(z.dtype) + 1.0)
+
+
+def _complex(x) -> bool:
+    return (x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype).kind == "c"
