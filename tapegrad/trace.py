@@ -33,13 +33,25 @@ def _stack() -> list:
     return s
 
 
+_INTERNAL: dict = {}  # code object -> basename, or None for tapegrad/numpy internals
+
+
+def _classify(code):
+    fn = code.co_filename
+    internal = fn.startswith(_PKG_DIR) or fn.startswith(_NUMPY_DIR) or fn.startswith("<__array")
+    name = None if internal else os.path.basename(fn)
+    _INTERNAL[code] = name
+    return name
+
+
 def user_loc() -> str:
     """`file.py:line` of the innermost frame outside tapegrad and numpy."""
     f = sys._getframe(2)
     while f is not None:
-        fn = f.f_code.co_filename
-        if not (fn.startswith(_PKG_DIR) or fn.startswith(_NUMPY_DIR) or fn.startswith("<__array")):
-            return f"{os.path.basename(fn)}:{f.f_lineno}"
+        code = f.f_code
+        name = _INTERNAL[code] if code in _INTERNAL else _classify(code)
+        if name is not None:
+            return f"{name}:{f.f_lineno}"
         f = f.f_back
     return ""
 
@@ -101,7 +113,7 @@ class Trace:
         tape = self.tape
         out_vars = []
         for o in outs:
-            if isinstance(o, np.ndarray):
+            if isinstance(o, (np.ndarray, np.generic)):
                 out_vars.append(Var(tape.next_id, o.dtype, o.shape))
                 tape.next_id += 1
             else:
@@ -210,16 +222,21 @@ def bind(prim, *args, **params):
     trace = _top_trace(args)
     if trace is None:
         return prim.impl(*args, **params)
-    vals = [a.value if isinstance(a, Tracer) and a._trace is trace else a for a in args]
-    if any(isinstance(v, Tracer) for v in vals):
-        out = bind(prim, *vals, **params)
-    else:
-        out = prim.impl(*vals, **params)
-    inputs = [trace.atom(a) for a in args]
-    outs = list(out) if prim.multiple_results else [out]
-    out_vars = trace._record(prim, inputs, tuple(sorted(params.items())), outs)
-    tracers = [Tracer(trace, v, o) for v, o in zip(out_vars, outs)]
-    return tuple(tracers) if prim.multiple_results else tracers[0]
+    vals = []
+    nested = False
+    for a in args:
+        if type(a) is Tracer and a._trace is trace:
+            a = a.value
+        vals.append(a)
+        nested = nested or type(a) is Tracer
+    out = bind(prim, *vals, **params) if nested else prim.impl(*vals, **params)
+    inputs = [a.node if type(a) is Tracer and a._trace is trace else trace.atom(a) for a in args]
+    params = tuple(sorted(params.items())) if params else ()
+    if not prim.multiple_results:
+        return Tracer(trace, trace._record(prim, inputs, params, (out,))[0], out)
+    outs = list(out)
+    out_vars = trace._record(prim, inputs, params, outs)
+    return tuple(Tracer(trace, v, o) for v, o in zip(out_vars, outs))
 
 
 def is_traced(x) -> bool:
@@ -323,11 +340,22 @@ class Tracer:
                          "build a new array instead (np.where, np.concatenate)")
 
 
+_PLAIN = (np.ndarray, np.generic, float, int, bool, complex)
+
+
 def _binop(ufunc):
+    prim = P.ufunc_prim(ufunc) if ufunc is not np.matmul else None
+
+    # Operators on plain operands bind directly (NumPy's ufunc override machinery costs
+    # microseconds per op); anything else goes through the ufunc and NEP 13 dispatch.
     def op(self, other):
+        if prim is not None and (type(other) is Tracer or isinstance(other, _PLAIN)):
+            return bind(prim, self, other)
         return ufunc(self, other)
 
     def rop(self, other):
+        if prim is not None and isinstance(other, _PLAIN):
+            return bind(prim, other, self)
         return ufunc(other, self)
 
     return op, rop
@@ -336,7 +364,7 @@ def _binop(ufunc):
 for _name, _uf in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
                    ("truediv", np.divide), ("pow", np.power), ("matmul", np.matmul),
                    ("mod", np.remainder), ("floordiv", np.floor_divide),
-                   ("and", np.logical_and), ("or", np.logical_or), ("xor", np.logical_xor)]:
+                   ("and", np.bitwise_and), ("or", np.bitwise_or), ("xor", np.bitwise_xor)]:
     _op, _rop = _binop(_uf)
     setattr(Tracer, f"__{_name}__", _op)
     setattr(Tracer, f"__r{_name}__", _rop)

@@ -457,6 +457,8 @@ NO_RULE = {
     **{n: "boolean output: never on a gradient path" for n in (
         "equal", "not_equal", "greater", "greater_equal", "less", "less_equal", "logical_and",
         "logical_or", "logical_xor", "logical_not", "isnan", "isinf", "isfinite", "signbit")},
+    **{n: "integer or boolean output: never on a gradient path" for n in (
+        "bitwise_and", "bitwise_or", "bitwise_xor", "invert")},
 }
 
 

@@ -50,14 +50,14 @@ UNARY_UFUNCS = [
     np.sinh, np.cosh, np.tanh, np.arcsinh, np.arccosh, np.arctanh,
     np.deg2rad, np.rad2deg, np.conjugate,
     np.sign, np.floor, np.ceil, np.trunc, np.rint, np.signbit,
-    np.isnan, np.isinf, np.isfinite, np.logical_not,
+    np.isnan, np.isinf, np.isfinite, np.logical_not, np.invert,
 ]
 BINARY_UFUNCS = [
     np.add, np.subtract, np.multiply, np.divide, np.power, np.float_power,
     np.arctan2, np.hypot, np.maximum, np.minimum, np.fmax, np.fmin,
     np.logaddexp, np.logaddexp2, np.copysign, np.remainder, np.fmod, np.floor_divide,
     np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
-    np.logical_and, np.logical_or, np.logical_xor,
+    np.logical_and, np.logical_or, np.logical_xor, np.bitwise_and, np.bitwise_or, np.bitwise_xor,
 ]
 LINEAR_UFUNCS = {"negative", "positive", "add", "subtract", "conjugate", "deg2rad", "rad2deg"}
 COMMUTATIVE_UFUNCS = {"add", "multiply", "maximum", "minimum", "fmax", "fmin", "hypot",
