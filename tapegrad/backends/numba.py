@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import GuardError
 from ..ir import Const
 from . import diskcache
+from .validate import check_leaves
 from .kernels import VIEWS, Region, kernel_source, plan
 
 KERNEL_FORMAT = "1"  # bump when generated kernels change meaning
@@ -329,9 +330,10 @@ class CompiledTape:
     checks_guards = True  # the driver checks every guard, like the interpreter
 
     def run(self, leaves) -> list:
-        """Flat leaves -> flat outputs (no argument checks): for callers that already
-        checked the call signature, like `tg.jit`'s cache."""
-        return self._flat(*leaves)
+        """Flat leaves -> flat outputs (`tg.jit`'s cache calls this). Leaves are checked
+        against the tape's inputs first (`validate.check_leaves`: ValueError naming the
+        input), since kernels index without bounds checks."""
+        return self._flat(*check_leaves(self.tape, leaves))
 
     def _interpreted_flat(self, *leaves):
         from . import interpret
@@ -383,6 +385,7 @@ class CompiledTape:
         tape = self.tape
         e = _Emitter(self)
         e.g["_sc"] = _sc
+        e.guards(tape.inputs)  # `range(int(n))` on a 0-d int input: checked before any kernel
         for kind, x in self.steps:
             if kind == "fold":
                 continue
@@ -414,7 +417,7 @@ class CompiledTape:
         e.g["_interp_flat"] = functools.partial(interpret.run, tape)
 
         def slow(*args):
-            leaves = flat_inputs(tape, args)
+            leaves = check_leaves(tape, flat_inputs(tape, args))
             if any(isinstance(x, Tracer) for x in leaves):
                 return fill(tape.out_tree, interpret.run(tape, leaves))
             try:
