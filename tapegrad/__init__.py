@@ -10,6 +10,7 @@ from .dynamic import jit
 from .errors import GuardError, NoDerivativeError, TraceError
 from .ir import Tape
 from .param import Param, diff, value
+from .inspect import inspect
 from .profile import profile
 from .trace import is_traced
 from . import handlers_extra as _handlers_extra  # noqa: F401,E402  (linalg, fft, pad, ...)
@@ -22,4 +23,4 @@ __all__ = ["GradResult", "GuardError", "debug_nans", "Param", "diff", "value", "
            "defvjp", "diffrule", "grad", "is_traced", "jit", "nodiff", "play", "primitive",
            "stop_gradient", "trace", "update", "value_and_grad", "profile", "draw",
            "check_grads", "elementwise_grad", "hessian", "hessian_vector_product", "holomorphic_grad",
-           "jacobian", "make_jvp", "make_vjp", "compile", "simplegrad", "cache_clear", "cache_info"]
+           "jacobian", "make_jvp", "make_vjp", "compile", "simplegrad", "cache_clear", "cache_info", "inspect"]

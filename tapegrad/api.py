@@ -79,6 +79,12 @@ class GradResult:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
+    def nodes(self, *args):
+        """Value, gradient and parents per node (AutoGrad.jl's `[J]`): `tg.inspect(g, file=None)`."""
+        from .inspect import inspect
+
+        return inspect(self, *args, file=None)
+
     def __repr__(self):
         return f"GradResult({[self[i] for i in range(len(self))]!r})"
 
