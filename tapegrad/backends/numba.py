@@ -26,7 +26,7 @@ from ..errors import GuardError
 from ..ir import Const
 from . import diskcache
 from .validate import check_leaves
-from .kernels import VIEWS, Region, kernel_source, plan
+from .kernels import VIEWS, Region, elementwise_kind, kernel_source, numpy_simd_pays, plan
 
 KERNEL_FORMAT = "1"  # bump when generated kernels change meaning
 STATS = {"compiled": 0, "loaded": 0, "memory_hits": 0, "failed": 0, "compile_seconds": 0.0}
@@ -64,12 +64,12 @@ class Kernel:
             try:
                 import numba
 
-                mod = diskcache.load_module(self.name, self.source)
-                disp = mod.kernel
-                sig = tuple(numba.from_dtype(dt) if nd == 0 else
-                            numba.types.Array(numba.from_dtype(dt), nd, "C")
-                            for dt, nd in self.argtypes)
-                disp.compile(sig)
+                with diskcache.kernel_files(self.name, self.source) as mod:  # checked, locked
+                    disp = mod.kernel
+                    sig = tuple(numba.from_dtype(dt) if nd == 0 else
+                                numba.types.Array(numba.from_dtype(dt), nd, "C")
+                                for dt, nd in self.argtypes)
+                    disp.compile(sig)
                 self.from_disk = sum(disp.stats.cache_hits.values()) > 0
                 disp.disable_compile()  # other types raise TypeError: the driver falls back
                 self.dispatcher = disp
@@ -145,6 +145,18 @@ class _Emitter:
         self.scalar_ok = set()  # shape-() vars known to be NumPy/Python scalars, not 0-d arrays
         self.producer = {}
         self.nglob = 0
+        self.step = -1  # index into ctape.steps of the step being emitted
+        self.root, self.last, self.fresh = _lifetimes(ctape)
+
+    def dead_here(self, a, local_last=None, i=None) -> bool:
+        """Is var `a` a buffer this driver allocated that nothing (nor any view of it)
+        reads after the current step (and, within a NumPy region, after its op `i`)?"""
+        if not hasattr(a, "id") or a.id not in self.fresh or not a.shape:
+            return False
+        r = self.root.get(a.id, a.id)
+        if self.last.get(r) != self.step:
+            return False
+        return local_last is None or local_last.get(r) == i
 
     def glob(self, value, prefix="_c") -> str:
         name = f"{prefix}{self.nglob}"
@@ -206,29 +218,43 @@ class _Emitter:
                 self.lines.append(f"if not {gname}.holds(v{v.id}): raise _GuardError({msg})")
 
     def emit_op(self, op):
-        self.assign(op.outputs, self.numpy_call(op))
+        out = None
+        v = op.outputs[0] if op.outputs else None
+        if _is_np_ufunc(op.prim) and v is not None and v.shape:
+            for a in op.inputs:  # a dead input of the same type takes the result in place
+                if self.dead_here(a) and a.dtype == v.dtype and a.shape == v.shape:
+                    out = self.name(a)
+                    break
+        self.assign(op.outputs, self.numpy_call(op, out=out))
+        if elementwise_kind(op) and numpy_simd_pays(op):
+            self.lines[-1] += "  # NumPy SIMD loop, not scalar libm in a kernel"
         for v in op.outputs:
             self.producer[v.id] = op.prim.name
 
     def emit_numpy_region(self, r: Region):
         """The region's ops as NumPy calls; dead temporaries lend their buffer via `out=`."""
         outs = {v.id for v in r.outputs}
-        last = {}
+        last = {}  # alias root -> index of the last op here reading it or a view of it
         for i, op in enumerate(r.ops):
             for a in op.inputs:
                 if hasattr(a, "id"):
-                    last[a.id] = i
+                    last[self.root.get(a.id, a.id)] = i
         free = []  # (dtype, shape, name) of dead temporaries this region allocated
         owned = set()
+        lent = set()  # inputs already put in `free`
         self.lines.append(f"# g{r.index}: numpy ({r.why})")
         for i, op in enumerate(r.ops):
             v = op.outputs[0]
             out = None
             for a in op.inputs:  # an input read for the last time may take the result in place
-                if hasattr(a, "id") and a.id in owned and last.get(a.id) == i and a.id not in outs:
+                if not hasattr(a, "id") or a.id in outs:
+                    continue
+                if (a.id in owned and last.get(self.root.get(a.id, a.id)) == i) or \
+                        (a.id not in r.members and a.id not in lent and self.dead_here(a, last, i)):
                     owned.discard(a.id)
+                    lent.add(a.id)
                     free.append((a.dtype, a.shape, f"v{a.id}"))
-            if isinstance(op.prim.impl, np.ufunc) and getattr(np, op.prim.name, None) is op.prim.impl:
+            if _is_np_ufunc(op.prim) and v.shape:
                 for j, (dt, sh, nm) in enumerate(free):
                     if dt == v.dtype and sh == v.shape:
                         out = nm
@@ -290,6 +316,58 @@ class _Emitter:
 
 class _NoInline(Exception):
     pass
+
+
+def _is_np_ufunc(p) -> bool:
+    return isinstance(p.impl, np.ufunc) and getattr(np, p.name, None) is p.impl
+
+
+def _lifetimes(ct):
+    """-> (root, last, fresh) over `ct.steps`. `fresh`: vars the driver allocates itself
+    (kernel outputs, NumPy ufunc and matmul results), never returned. Any other op's result
+    may be a view of its inputs, so they share an alias `root`; `last[root]` is the index of
+    the last step reading any of them (returned or guarded values: never)."""
+    parent = {}
+
+    def find(i):
+        while parent.get(i, i) != i:
+            i = parent[i]
+        return i
+
+    fresh = set()
+
+    def produced(op, loop):
+        if loop or _is_np_ufunc(op.prim) or op.prim.name == "matmul":
+            fresh.update(v.id for v in op.outputs if v.shape)
+            return
+        for v in op.outputs:
+            for a in op.inputs:
+                if hasattr(a, "id"):
+                    ra, rv = find(a.id), find(v.id)
+                    if ra != rv:
+                        parent[rv] = ra
+    for kind, x in ct.steps:
+        if kind == "op":
+            produced(x, False)
+        elif kind == "region":
+            loop = x.mode == "loop"
+            for op in x.ops:
+                produced(op, loop)
+    last = {}
+    for i, (kind, x) in enumerate(ct.steps):
+        ops = x.ops if kind == "region" else (x,) if kind == "op" else ()
+        for op in ops:
+            for a in op.inputs:
+                if hasattr(a, "id"):
+                    last[find(a.id)] = i
+    never = len(ct.steps) + 1
+    for a in list(ct.tape.outputs) + [g.var for g in ct.tape.guards]:
+        if hasattr(a, "id"):
+            last[find(a.id)] = never
+    fresh -= {a.id for a in ct.tape.outputs if hasattr(a, "id")}
+    fresh -= set(ct.consts)
+    root = {i: find(i) for i in parent}
+    return root, last, fresh
 
 
 def _sc(v):
@@ -383,10 +461,14 @@ class CompiledTape:
         from ..trace import Tracer
 
         tape = self.tape
+        for kind, x in self.steps:  # modes first: buffer lifetimes depend on them
+            k = self.kernels.get(x.index) if kind == "region" else None
+            if k is not None and k.dispatcher is None:
+                x.mode, x.why = "numpy", f"Numba refused the loop: {k.error}"
         e = _Emitter(self)
         e.g["_sc"] = _sc
         e.guards(tape.inputs)  # `range(int(n))` on a 0-d int input: checked before any kernel
-        for kind, x in self.steps:
+        for e.step, (kind, x) in enumerate(self.steps):
             if kind == "fold":
                 continue
             if kind == "op":
@@ -394,8 +476,6 @@ class CompiledTape:
                 e.guards(x.outputs)
                 continue
             k = self.kernels.get(x.index)
-            if k is not None and k.dispatcher is None:
-                x.mode, x.why = "numpy", f"Numba refused the loop: {k.error}"
             if x.mode == "loop":
                 e.emit_kernel_region(x, k)
             else:
