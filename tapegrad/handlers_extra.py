@@ -370,3 +370,6 @@ def block(arrays):
 
     max_depth = depth_of(arrays)
     return rec(arrays, 0)
+
+
+from . import inplace as _inplace  # noqa: E402,F401  (x[idx] = v, x += v, views; issue 6)

@@ -335,9 +335,8 @@ class Tracer:
     # __array_ufunc__ and __array_function__ are installed by `handlers.py`.
 
     # -- in-place writes --------------------------------------------------------------------
-    def __setitem__(self, key, value):
-        raise TraceError(f"in-place assignment to a traced array (x[...] = v) at {user_loc()}; "
-                         "build a new array instead (np.where, np.concatenate)")
+    # __setitem__ and the augmented operators (x += v) are installed by `inplace.py`: they
+    # record a pure op and rebind `node`/`value` of this object (and of its live views).
 
 
 _PLAIN = (np.ndarray, np.generic, float, int, bool, complex)

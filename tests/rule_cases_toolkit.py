@@ -64,3 +64,18 @@ case("tk integrate.odeint", lambda y0, k: _integrate.odeint(lambda y, t, k: -k *
      Pos(2), Pos(), order=1)
 case("tk linalg.sylvester", lambda a, b, q: bind(PRIMS["linalg.sylvester"], _spd(a), _spd(b), q),
      R(3, 3), R(2, 2), R(3, 2))
+
+
+# index assignment (tapegrad/inplace.py, rules/index_update.py): out = x.copy(); out[key] = v
+def _set(key):
+    def f(x, v):
+        y = x.copy()
+        y[key] = v
+        return y
+    return f
+
+
+case("tk index_update slice", _set((slice(0, 2), 1)), R(3, 4), R(2))
+case("tk index_update broadcast row", _set(slice(1, None)), R(3, 4), R(4))
+case("tk index_update repeated ints (last write wins)", _set(np.array([0, 2, 0])), R(3, 2), R(3, 2))
+case("tk index_update mask", lambda x, v, m: _set(m)(x, v), R(3, 4), R(), Mask(3, 4), nondiff=(2,))

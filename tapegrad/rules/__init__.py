@@ -49,6 +49,6 @@ def has_rule(p) -> bool:
 
 from . import indexing, linalg, reductions, shape, ufuncs  # noqa: E402,F401  (fill the table)
 from . import jvp as _jvp  # noqa: E402  (forward-mode rules; issue 6)
-from . import fft, numpy_linalg, special  # noqa: E402,F401  (issue 6)
+from . import fft, index_update, numpy_linalg, special  # noqa: E402,F401  (issue 6)
 
 _jvp.fill_elementwise_from_vjps()
