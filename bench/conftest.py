@@ -32,3 +32,16 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(0)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record library versions in the JSON (bench/report.py prints them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    vs = {}
+    for m in ("numpy", "numba", "tapegrad", "autograd", "jax", "jaxlib", "torch"):
+        try:
+            vs[m] = version(m)
+        except PackageNotFoundError:
+            pass
+    machine_info["versions"] = vs
