@@ -2,7 +2,8 @@
 
 MLP 10-32-1, tanh hidden layer, mean squared error over a batch of 64; the 385
 parameters are one flat vector (unpacked by slicing and reshape inside the loss).
-`tg.hessian_vector_product(loss)(theta, v)` (traces forward-over-reverse every call)
+`tg.hessian_vector_product(loss)(theta, X, y, v)` (traces forward-over-reverse every call;
+also under `tg.jit`, replaying the cached tape)
 against JAX's `jvp(grad(loss))` (jit-compiled, and eager), HIPS autograd's
 `hessian_vector_product`, all checked against `tg.hessian(loss)(theta) @ v`.
 Peers that are not installed are skipped. Compare ratios within one run; see bench/README.md.
@@ -64,6 +65,16 @@ def test_tapegrad_hvp(benchmark, data, expected):
     theta, v, X, y = data
     hvp = tg.hessian_vector_product(loss)
     out = benchmark(hvp, theta, X, y, v)  # autograd's order: the vector last
+    np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_tapegrad_hvp_jit(benchmark, data, expected):
+    """`tg.jit` of the hvp: the forward-over-reverse tape replayed from the cache."""
+    benchmark.group = GROUP
+    theta, v, X, y = data
+    hvp = tg.jit(tg.hessian_vector_product(loss))
+    hvp(theta, X, y, v)  # trace outside the timing
+    out = benchmark(hvp, theta, X, y, v)
     np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-12)
 
 
