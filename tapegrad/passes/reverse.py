@@ -40,6 +40,9 @@ def unbroadcast(trace: Trace, c, var):
     if not isinstance(c, Tracer):
         c = Tracer(trace, trace.atom(np.asarray(c)), np.asarray(c))
     cshape = c.shape
+    if len(cshape) < len(shape):  # a rule may return a cotangent that broadcasts up
+        c = np.broadcast_to(c, np.broadcast_shapes(tuple(cshape), tuple(shape)))
+        cshape = c.shape
     if tuple(cshape) != tuple(shape):
         lead = len(cshape) - len(shape)
         axes = tuple(range(lead)) + tuple(
