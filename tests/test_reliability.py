@@ -143,3 +143,14 @@ def test_static_values_keep_their_type():
 
     assert flatten({"a": True})[2] != flatten({"a": 1})[2]
     assert flatten([1])[2] != flatten([1.0 + 0j == 1])[2]
+
+
+def test_unbroadcast_of_a_lower_rank_cotangent():
+    from tapegrad.ir.prims import defprim
+    from tapegrad.rules import vjp
+    from tapegrad.trace import bind
+
+    p = defprim("test_sum0", lambda x: np.sum(x, axis=0))
+    vjp(p, lambda g, ans, x: g)  # shape (3,) for an input of shape (1, 3): broadcasts up
+    f = lambda x: np.sum(bind(p, x) * np.arange(3.0))  # noqa: E731
+    np.testing.assert_array_equal(tg.grad(f)(np.ones((1, 3))), [[0.0, 1.0, 2.0]])
