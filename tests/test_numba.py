@@ -329,3 +329,88 @@ def test_grad_compile_true_and_flat_run():
     for a, b in zip(got, want):
         assert np.asarray(a).dtype == np.asarray(b).dtype
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+# -- blocks: small matmuls fused with the loop after them -----------------------------------
+
+
+def rnn(Wx, Wh, b, xs):
+    h = np.zeros((xs.shape[1], Wh.shape[0]))
+    for t in range(xs.shape[0]):
+        h = np.tanh(xs[t] @ Wx + h @ Wh + b)
+    return np.sum(h * h)
+
+
+def test_rnn_blocks_dedup_and_agree():
+    """W5 in small: each step's matmuls and loop run as one block kernel; equal steps share
+    it (4 steps -> a handful of distinct kernels, not one per step)."""
+    from tapegrad.passes import optimize
+
+    args = (rng.standard_normal((3, 5)) * 0.5, rng.standard_normal((5, 5)) * 0.5,
+            rng.standard_normal(5), rng.standard_normal((6, 4, 3)))
+    tape = optimize(tg.trace(tg.value_and_grad(rnn, argnum=(0, 1, 2)), *args)[1])
+    ct = agree(tape, *args)
+    s = ct.stats()
+    assert s["blocks"] >= 10 and s["kernels"] <= 8, s
+    drv = ct.source.split("\n\n\n")[0]
+    assert "numba block: 2 matmuls" in drv and "numba block: 3 matmuls" in drv
+    assert ".dot(" not in drv.split("numba block: 2 matmuls")[2]  # step 3's matmuls are in-kernel
+    assert "np.dot(" in ct.source
+    agree(tape, *[a + 0.1 for a in args])
+    gtp = gtape(rnn, *args)  # also d/dxs: untake between the backward blocks
+    agree(gtp, *args)
+
+
+def test_block_transpose_read_outside_and_float32():
+    def f(x, W):  # W.T feeds a matmul inside a block and a loop outside it
+        a = W.T
+        return np.sum(np.sin(x @ a) * 2.0) + np.sum(a * a)
+
+    x, W = rng.standard_normal((4, 3)), rng.standard_normal((5, 3))
+    ct = agree(gtape(f, x, W), x, W)
+    assert ct.stats()["blocks"] >= 1
+    x32, W32 = x.astype(np.float32), W.astype(np.float32)
+    ct = agree(gtape(f, x32, W32), x32, W32)
+    v, (gx, gW) = tg.play(ct, x32, W32)
+    assert gx.dtype == gW.dtype == np.float32
+
+
+# -- backend agreement over the rule table (a sample: distinct kernels stay few) ----------------
+
+
+def _rule_cases(step):
+    from tests.test_rules import CASES
+
+    return CASES[::step]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rule_table_compiled_agrees(dtype):
+    """Gradient tapes of every 7th rule-table case (every 21st in float32): compiled ==
+    interpreted, same structure, dtypes and shapes; allclose 1e-12 (float64)."""
+    from tests.test_rules import _draw
+
+    checked = 0
+    for c in _rule_cases(7 if dtype == np.float64 else 21):
+        r = np.random.default_rng(7)
+        args = _draw(c, r, dtype)
+        fixed = {i: args[i] for i in c.nondiff}
+        u = r.standard_normal(np.shape(c.fn(*args))).astype(dtype)
+        n = len(args)
+
+        def L(*a, c=c, u=u, fixed=fixed, n=n):
+            it = iter(a)
+            return np.sum(u * c.fn(*[fixed[i] if i in fixed else next(it) for i in range(n)]))
+
+        args = [a for i, a in enumerate(args) if i not in fixed]
+        tape = tg.grad(L, *args)[1].tape
+        new = [a for i, a in enumerate(_draw(c, r, dtype)) if i not in fixed]
+        try:
+            tg.play(tape, *new)
+        except tg.GuardError:
+            with pytest.raises(tg.GuardError):
+                tg.play(tg.compile(tape, wait=True), *new)
+            continue
+        agree(tape, *new)
+        checked += 1
+    assert checked >= (40 if dtype == np.float64 else 12)

@@ -26,7 +26,8 @@ from ..errors import GuardError
 from ..ir import Const
 from . import diskcache
 from .validate import check_leaves
-from .kernels import VIEWS, Region, elementwise_kind, kernel_source, numpy_simd_pays, plan
+from .kernels import (SIMD_SAVING_NS, VIEWS, Block, Region, block_source, elementwise_kind,
+                      form_blocks, kernel_source, plan)
 
 KERNEL_FORMAT = "1"  # bump when generated kernels change meaning
 STATS = {"compiled": 0, "loaded": 0, "memory_hits": 0, "failed": 0, "compile_seconds": 0.0}
@@ -87,6 +88,13 @@ def _module_source(body: str) -> str:
             '@numba.njit(cache=True, error_model="numpy", nogil=True)\n' + body)
 
 
+def _block_module_source(funcs, main) -> str:
+    deco = '@numba.njit(cache=True, error_model="numpy", nogil=True)\n'
+    return ("# tapegrad block kernel: loops and BLAS matmuls (generated; tg.cache_clear() removes it)\n"
+            "import numpy as np\nimport numba\n\n\n" +
+            "\n\n".join(deco + f for f in funcs + [main]))
+
+
 def _versions() -> str:
     from importlib.metadata import version
 
@@ -107,6 +115,22 @@ def kernel_for(r: Region, consts, uniform) -> Kernel:
     src, args, _ = kernel_source(r, consts, uniform, canonical=True)
     argtypes = tuple((a.dtype, len(a.shape)) for a in args)
     text = _module_source(src)
+    key = hashlib.sha256(f"{text}|{argtypes}|{_VERSIONS}".encode()).hexdigest()[:24]
+    with _registry_lock:
+        k = _KERNELS.get(key)
+        if k is None:
+            k = _KERNELS[key] = Kernel(key, text, argtypes)
+        else:
+            STATS["memory_hits"] += 1
+    return k
+
+
+def kernel_for_block(b: Block, consts, uniform) -> Kernel:
+    global _VERSIONS
+    if _VERSIONS is None:
+        _VERSIONS = _versions()
+    text = _block_module_source(*block_source(b, consts, uniform, canonical=True))
+    argtypes = tuple((a.dtype, len(a.shape)) for a in b.inputs)
     key = hashlib.sha256(f"{text}|{argtypes}|{_VERSIONS}".encode()).hexdigest()[:24]
     with _registry_lock:
         k = _KERNELS.get(key)
@@ -240,7 +264,7 @@ class _Emitter:
                     out = self.name(a)
                     break
         self.assign(op.outputs, self.numpy_call(op, out=out))
-        if elementwise_kind(op) and numpy_simd_pays(op):
+        if elementwise_kind(op) and op.prim.name in SIMD_SAVING_NS:
             self.lines[-1] += "  # NumPy SIMD loop, not scalar libm in a kernel"
         for v in op.outputs:
             self.producer[v.id] = op.prim.name
@@ -296,6 +320,27 @@ class _Emitter:
         lhs = ", ".join(f"v{v.id}" for v in outs)
         self.lines.append(f"{lhs}, = {kname}({', '.join(arg_s)})")
         for v in outs:
+            self.producer[v.id] = "kernel"
+            if not v.shape:
+                self.scalar_ok.add(v.id)
+                if v.id in self.ct.used_by_numpy:
+                    self.lines.append(f"v{v.id} = np.{v.dtype.name}(v{v.id})")
+
+    def emit_kernel_block(self, b: Block, k: Kernel):
+        arg_s = []
+        for a in b.inputs:
+            n = self.name(a)
+            if not a.shape and a.id not in self.scalar_ok:
+                n = f"_sc({n})"
+            elif a.shape and self.producer.get(a.id, "input") in _VIEW_PRODUCERS:
+                n = f"np.ascontiguousarray({n})"
+            arg_s.append(n)
+        nm = sum(1 for kind, x in b.items if kind == "op" and x.prim.name == "matmul")
+        self.lines.append(f"# {b.index}: numba block: {nm} matmuls + loops "
+                          f"{', '.join(f'g{r.index}' for r in b.regions())}, kernel {k.name}")
+        lhs = ", ".join(f"v{v.id}" for v in b.outputs)
+        self.lines.append(f"{lhs}, = {self.glob(k.dispatcher, '_kern')}({', '.join(arg_s)})")
+        for v in b.outputs:
             self.producer[v.id] = "kernel"
             if not v.shape:
                 self.scalar_ok.add(v.id)
@@ -381,13 +426,17 @@ def _lifetimes(ct):
     for kind, x in ct.steps:
         if kind == "op":
             produced(x, False)
+        elif kind == "block":
+            for kind2, y in x.items:
+                for op in ((y,) if kind2 == "op" else y.ops):
+                    produced(op, kind2 == "region" and x.mode == "loop" and y.mode == "loop")
         elif kind == "region":
             loop = x.mode == "loop"
             for op in x.ops:
                 produced(op, loop)
     last = {}
     for i, (kind, x) in enumerate(ct.steps):
-        ops = x.ops if kind == "region" else (x,) if kind == "op" else ()
+        ops = x.ops if kind in ("region", "block") else (x,) if kind == "op" else ()
         for op in ops:
             for a in op.inputs:
                 if hasattr(a, "id"):
@@ -415,9 +464,13 @@ class CompiledTape:
     def __init__(self, tape):
         self.tape = tape
         self.steps, self.consts, self.uniform = plan(tape)
-        self.regions = [x for kind, x in self.steps if kind == "region"]
-        for r in self.regions:
-            r.choose_mode()
+        for kind, r in self.steps:
+            if kind == "region":
+                r.choose_mode()
+        self.steps = form_blocks(self.steps, tape, self.uniform)
+        self.blocks = [x for kind, x in self.steps if kind == "block"]
+        self.regions = [x for kind, x in self.steps if kind == "region"] + \
+            [r for b in self.blocks for r in b.regions()]
         self.guards_of = {}
         for g in tape.guards:
             self.guards_of.setdefault(g.var.id, []).append(g)
@@ -428,8 +481,9 @@ class CompiledTape:
             elif kind == "region" and x.mode == "numpy":
                 self.used_by_numpy.update(a.id for op in x.ops for a in op.inputs if hasattr(a, "id"))
         self.used_by_numpy.update(g.var.id for g in tape.guards)
-        self.kernels = {r.index: kernel_for(r, self.consts, self.uniform)
-                        for r in self.regions if r.mode == "loop"}
+        self.kernels = {x.index: (kernel_for if kind == "region" else kernel_for_block)(
+            x, self.consts, self.uniform) for kind, x in self.steps
+            if kind in ("region", "block") and x.mode == "loop"}
         self.ready = threading.Event()
         self.compile_seconds = None
         self._source = None
@@ -494,9 +548,11 @@ class CompiledTape:
 
         tape = self.tape
         for kind, x in self.steps:  # modes first: buffer lifetimes depend on them
-            k = self.kernels.get(x.index) if kind == "region" else None
+            k = self.kernels.get(x.index) if kind in ("region", "block") else None
             if k is not None and k.dispatcher is None:
                 x.mode, x.why = "numpy", f"Numba refused the loop: {k.error}"
+                for r in (x.regions() if kind == "block" else ()):
+                    r.mode, r.why = "numpy", f"its block failed to compile: {k.error}"
         e = _Emitter(self)
         e.g["_sc"] = _sc
         e.guards(tape.inputs)  # `range(int(n))` on a 0-d int input: checked before any kernel
@@ -508,6 +564,14 @@ class CompiledTape:
                 e.guards(x.outputs)
                 continue
             k = self.kernels.get(x.index)
+            if kind == "block":
+                if x.mode == "loop":
+                    e.emit_kernel_block(x, k)
+                else:
+                    for kind2, y in x.items:
+                        (e.emit_op if kind2 == "op" else e.emit_numpy_region)(y)
+                e.guards(x.outputs)
+                continue
             if x.mode == "loop":
                 e.emit_kernel_region(x, k)
             else:
@@ -575,7 +639,7 @@ class CompiledTape:
         parts = [drv]
         shown = {}
         for r in self.regions:
-            if r.mode == "loop":
+            if r.mode == "loop" and r.index in self.kernels:
                 k = self.kernels[r.index]
                 if k.key in shown:
                     shown[k.key].append(f"g{r.index}")
@@ -584,6 +648,16 @@ class CompiledTape:
                 src, _, _ = kernel_source(r, self.consts, self.uniform, canonical=False,
                                           fname=f"g{r.index}")
                 parts.append(f"# {k.name} ({len(r.ops)} ops, {r.why})\n{src}")
+        for b in self.blocks:
+            if b.mode == "loop":
+                k = self.kernels[b.index]
+                if k.key in shown:
+                    shown[k.key].append(b.index)
+                    continue
+                shown[k.key] = [b.index]
+                funcs, main = block_source(b, self.consts, self.uniform, canonical=False,
+                                           fname=b.index)
+                parts.append(f"# {k.name} (block of {len(b.ops)} ops)\n" + "\n".join(funcs + [main]))
         for i, (key, gs) in enumerate(shown.items()):
             if len(gs) > 1:
                 parts[i + 1] = f"# also runs {', '.join(gs[1:])}\n" + parts[i + 1]
@@ -606,6 +680,7 @@ class CompiledTape:
             "regions": len(self.regions),
             "loop_regions": len(loops),
             "numpy_regions": len(self.regions) - len(loops),
+            "blocks": sum(1 for b in self.blocks if b.mode == "loop"),
             "kernels": len({k.key for k in self.kernels.values()}),
             "kernels_from_disk": sum(1 for k in {k.key: k for k in self.kernels.values()}.values()
                                      if k.from_disk),
