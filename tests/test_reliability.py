@@ -150,7 +150,7 @@ def test_unbroadcast_of_a_lower_rank_cotangent():
     from tapegrad.rules import vjp
     from tapegrad.trace import bind
 
-    p = defprim("test_sum0", lambda x: np.sum(x, axis=0))
+    p = defprim("test_sum0", lambda x: np.sum(x, axis=0), user=True)
     vjp(p, lambda g, ans, x: g)  # shape (3,) for an input of shape (1, 3): broadcasts up
     f = lambda x: np.sum(bind(p, x) * np.arange(3.0))  # noqa: E731
     np.testing.assert_array_equal(tg.grad(f)(np.ones((1, 3))), [[0.0, 1.0, 2.0]])
