@@ -154,7 +154,9 @@ def inspect(g, *args, file=sys.stdout, **kwargs) -> Inspection:
 
     out = tape.outputs[0]
     out_id = out.id if isinstance(out, Var) else -1
-    forward = [op for op in tape.ops if not op.note.startswith("d")]
+    # forward: everything but this output's reverse pass (an inner grad's backward ops,
+    # noted d%inner/..., are part of the function being differentiated)
+    forward = [op for op in tape.ops if not op.note.startswith(f"d%{out_id}/")]
     active = active_vars(forward, [v.id for v in tape.inputs if np.dtype(v.dtype).kind in "fc"])
     ct = _cotangent_vars(tape, out_id, forward, active)
     reached = _reaching(forward, out_id)

@@ -115,3 +115,22 @@ def test_inspect_optimised_tape_and_dynamic_result(args):
         np.testing.assert_allclose(n.grad, g[i], rtol=1e-12)
     tape_view = tg.inspect(g.tape, *args, file=None)
     assert [n.id for n in tape_view] == [n.id for n in ref]
+
+
+def test_inspect_second_order_keeps_inner_backward_ops_as_nodes():
+    def f(x):
+        g = tg.grad(lambda y: np.sum(np.sin(y) * y))(x)  # sin(y) + y cos(y)
+        return np.sum(g * g)
+
+    x = np.array([0.3, 0.7])
+    _, g = tg.grad(f, x)
+    ins = g.nodes()
+    ids = {n.id for n in ins}
+    assert all(p in ids for n in ins for p in n.parents)  # inner reverse pass is forward here
+    inner = np.sin(x) + x * np.cos(x)
+    add = next(n for n in ins if n.op == "add")  # the inner gradient
+    np.testing.assert_allclose(add.value, inner, rtol=1e-12)
+    np.testing.assert_allclose(add.grad, 2 * inner, rtol=1e-12)
+    dinner = 2 * np.cos(x) - x * np.sin(x)
+    np.testing.assert_allclose(ins[ins.nodes[0].id].grad, 2 * inner * dinner, rtol=1e-12)
+    np.testing.assert_allclose(ins.nodes[0].grad, g[0], rtol=1e-12)
