@@ -12,7 +12,8 @@ Contenders: `tg.play` of the gradient tape (interpreter), `tg.play` of `tg.compi
 (kernels compiled or loaded outside the timing), NumPy by hand, Numba by hand (W2, W4,
 W6), HIPS autograd and JAX `jit` (skipped when not installed). `test_overhead_*`: the
 fixed cost of `tg.play(ctape, x)`; `test_cold_compile_*`: kernels and compile seconds of
-W3/W5 in an empty cache directory (recorded in extra_info, one round).
+W3/W5 in an empty cache directory (recorded in extra_info, one round). `ct.stats()` in
+extra_info counts loop regions, blocks (small matmuls + loop in one kernel) and kernels.
 Run: see bench/README.md (one thread, `--benchmark-enable`).
 """
 

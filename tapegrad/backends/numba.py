@@ -3,9 +3,13 @@
 Segmented execution (shared/research/numba-feasibility.md): `kernels.plan` cuts the tape
 into fusion regions and single ops. Each region in loop mode is one `@njit(cache=True)`
 kernel, identified by its canonically renamed source and argument types, so equal
-regions share one compiled kernel per machine. matmul, keepdims reductions, indexing
-and anything else run as NumPy calls in the driver, exactly as the interpreter runs
-them; a kernel Numba refuses to type drops its region to NumPy (memoised).
+regions share one compiled kernel per machine. Small 2-D matmuls join the loop after
+them in a block kernel (`np.dot` calls BLAS from inside Numba: one call per RNN step).
+Transcendental ufuncs on arrays large enough run as NumPy's SIMD loops between kernels
+(`kernels.SIMD_SAVING_NS`). Large matmuls, keepdims reductions, indexing and anything
+else run as NumPy calls in the driver, exactly as the interpreter runs them, reusing dead
+driver-allocated buffers through `out=`; a kernel Numba refuses to type drops its region
+(or block) to NumPy (memoised).
 
 `CompiledTape.play` starts as the interpreter; a background thread compiles (or loads)
 the kernels, then swaps in the generated driver. The driver is plain Python with the
