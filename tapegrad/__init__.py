@@ -23,4 +23,4 @@ __all__ = ["GradResult", "GuardError", "debug_nans", "Param", "diff", "value", "
            "defvjp", "diffrule", "grad", "is_traced", "jit", "nodiff", "play", "primitive",
            "stop_gradient", "trace", "update", "value_and_grad", "profile", "draw",
            "check_grads", "elementwise_grad", "hessian", "hessian_vector_product", "holomorphic_grad",
-           "jacobian", "make_jvp", "make_vjp", "compile", "simplegrad", "cache_clear", "cache_info", "inspect"]
+           "jacobian", "make_jvp", "make_vjp", "compile", "simplegrad", "cache_clear", "cache_info"]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import threading
 import weakref
 from collections import namedtuple
@@ -302,12 +303,22 @@ class Jit(_Cached):
         return fill(entry.tape.out_tree, outs)
 
 
-def jit(f=None, *, maxsize: int = 64, compile: bool = False):
+def default_jit_compile() -> bool:
+    """`tg.jit` compiles with Numba unless TAPEGRAD_JIT_COMPILE=0 (the test suite sets it,
+    so that only the tests that ask for compiled code pay Numba's compile time)."""
+    return os.environ.get("TAPEGRAD_JIT_COMPILE", "1") not in ("0", "", "false", "no")
+
+
+def jit(f=None, *, maxsize: int = 64, compile: bool | None = None):
     """A cached callable for `f` (values, or gradients: `jit(value_and_grad(loss))`).
 
     Usable as `@tg.jit` or `@tg.jit(maxsize=8)`. See the module docstring for what is
-    guarded and what is baked in. `jf.cache_info()` gives the statistics.
+    guarded and what is baked in. `jf.cache_info()` gives the statistics. Cached tapes
+    are compiled with Numba in the background (`compile=False` keeps the interpreter);
+    calls run interpreted until their kernels are ready (`jf.wait()` blocks for them).
     """
+    if compile is None:
+        compile = default_jit_compile()
     if f is None:
         return lambda f: Jit(f, maxsize=maxsize, compile=compile)
     return Jit(f, maxsize=maxsize, compile=compile)
