@@ -15,6 +15,7 @@ import numpy as np
 from . import tree
 from .errors import TraceError
 from .ir import Const, Var
+from .passes import keep_example
 from .passes.reverse import backward, zeros_like_var
 from .trace import Trace, Tracer, _stack, new_trace
 
@@ -81,6 +82,7 @@ def bind_inputs(trace: Trace, args) -> Traced:
         tracers.append(ts)
         traced_args.append(tree.unflatten_like(a, ts))
     trace.tape.in_tree = tuple(trees)
+    keep_example(trace.tape, leaves)  # TAPEGRAD_DEBUG only
     return Traced(trace, traced_args, paths, leaves, trees, tracers)
 
 

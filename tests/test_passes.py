@@ -226,3 +226,30 @@ def test_stats_and_grad_uses_pipeline():
     assert s["ops"] < raw["ops"] and s["allocations"] < raw["allocations"]
     check_buffers(g.tape)
     assert any(op.buffers for op in g.tape.ops) and s["fusion_groups"] > 0
+
+
+def test_checking_replays_each_pass_on_the_example_inputs():
+    # tests/conftest.py sets TAPEGRAD_DEBUG: tracing keeps the inputs (weakly) for optimize
+    from tapegrad.passes import checking
+
+    assert checking()
+    x = rng.normal(size=3)
+    _, tape = tg.trace(lambda x: np.sin(x) * 2.0, x)
+    assert tape.meta["example"][0]() is x
+
+    def cos_for_sin(t):  # well-typed, so verify() passes: only the replay sees it
+        return t.derive(ops=[op.replace(prim=tg.ir.PRIMS["cos"]) if op.prim.name == "sin"
+                             else op for op in t.ops])
+
+    with pytest.raises(AssertionError, match="(?s)pass cos_for_sin broke the tape.*output 0"):
+        optimize(tape, [cse, cos_for_sin], check=True)
+    optimize(tape, [cse, cos_for_sin], check=False)  # unchecked: no replay
+
+    def nan_to_zero(t):  # NaN must propagate exactly: a pass hiding it is caught
+        return t.derive(ops=[op.replace(prim=tg.ir.PRIMS["fmax"]) if op.prim.name == "maximum"
+                             else op for op in t.ops])
+
+    y = np.array([1.0, np.nan, -1.0])
+    _, tape = tg.trace(lambda y: np.maximum(y, 0.0), y)
+    with pytest.raises(AssertionError, match="pass nan_to_zero broke the tape"):
+        optimize(tape, [nan_to_zero], check=True)

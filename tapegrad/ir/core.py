@@ -375,10 +375,13 @@ def verify(tape: Tape, types: bool = True) -> None:
             raise VerifyError(f"guard on undefined %{g.var.id}")
 
 
-def _dummy(a):
+def _dummy(a, well_conditioned=False):
     if isinstance(a, Const):
         return a.value
-    return np.ones(a.shape, a.dtype)
+    x = np.ones(a.shape, a.dtype)
+    if well_conditioned and len(a.shape) >= 2 and a.shape[-1] == a.shape[-2]:
+        x = x + np.eye(a.shape[-1], dtype=a.dtype) * a.shape[-1]  # positive definite
+    return x
 
 
 def _check_types(op: Op) -> None:
@@ -387,16 +390,20 @@ def _check_types(op: Op) -> None:
         return
     if sum(int(np.prod(a.shape)) for a in op.inputs if isinstance(a, Var)) > 1 << 20:
         return
-    with np.errstate(all="ignore"):
-        try:
-            out = prim.impl(*[_dummy(a) for a in op.inputs], **op.kw)
-        except Exception:  # value-dependent impls (e.g. linalg on ones) may refuse dummies
+    bad = None
+    # ones first; a matrix of ones is singular, and some impls' dtype depends on values
+    # (sqrtm of a singular matrix is complex), so retry on a positive definite one
+    for well_conditioned in (False, True):
+        with np.errstate(all="ignore"):
+            try:
+                out = prim.impl(*[_dummy(a, well_conditioned) for a in op.inputs], **op.kw)
+            except Exception:  # value-dependent impls (e.g. linalg on ones) may refuse dummies
+                return
+        outs = out if prim.multiple_results else (out,)
+        bad = next(((v, np.asarray(o)) for v, o in zip(op.outputs, outs)
+                    if np.shape(o) != v.shape or np.asarray(o).dtype != v.dtype), None)
+        if bad is None:
             return
-    outs = out if prim.multiple_results else (out,)
-    for v, o in zip(op.outputs, outs):
-        o = np.asarray(o)
-        if o.shape != v.shape or o.dtype != v.dtype:
-            raise VerifyError(
-                f"{format_op(op)}: declared {v.type_str}, primitive gives "
-                f"{o.dtype}[{','.join(map(str, o.shape))}]"
-            )
+    v, o = bad
+    raise VerifyError(f"{format_op(op)}: declared {v.type_str}, primitive gives "
+                      f"{o.dtype}[{','.join(map(str, o.shape))}]")
