@@ -34,7 +34,7 @@ from . import handlers as H
 from .errors import TraceError
 from .ir import prims as P
 from .rules.index_update import index_update
-from .trace import Tracer, _stack, bind, user_loc
+from .trace import _PKG_DIR, Tracer, _stack, bind, user_loc
 
 _VIEW_PRIMS = {"getitem", "reshape", "transpose", "broadcast_to", "real", "imag", "flip"}
 _READ_ONLY = {"broadcast_to"}
@@ -337,7 +337,7 @@ _plain_array = Tracer.__array__
 def _storing_subscript() -> bool:
     """Is the innermost user frame executing `a[...] = ...` right now?"""
     f = sys._getframe(2)
-    while f is not None and (f.f_code.co_filename.startswith(H.__file__.rsplit("/", 1)[0])
+    while f is not None and (f.f_code.co_filename.startswith(_PKG_DIR)
                              or "numpy" in f.f_code.co_filename):
         f = f.f_back
     try:

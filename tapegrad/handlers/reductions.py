@@ -1,0 +1,144 @@
+"""Reduction handlers: sum, prod, max, min, any, all, mean, var, std, cumsum, cumprod,
+argmax, argmin, sort, argsort."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TraceError
+from ..ir import prims as P
+from ..trace import Tracer, bind
+from .base import HANDLERS, _check_out, _dtype, _ndim, _shape, handles
+from .shape import astype, expand_dims, norm_axis, reshape
+
+# -- reductions -------------------------------------------------------------------------------
+
+
+def _reduction(name, x, axis, keepdims, dtype=None, out=None, initial=None, where=None):
+    _check_out(out, name)
+    if initial is not None or (where is not None and where is not True):
+        raise TraceError(f"np.{name}(..., initial=/where=) is not supported on traced values")
+    if dtype is not None:
+        x = astype(x, dtype)
+    if not isinstance(x, Tracer):
+        x = np.asarray(x)
+    ax = norm_axis(axis, _ndim(x))
+    if name in ("sum", "prod") and _dtype(x).kind in "bu" or (name in ("sum", "prod") and _dtype(x).kind == "i"
+                                                              and _dtype(x).itemsize < 8):
+        x = astype(x, np.int64 if _dtype(x).kind != "u" else np.uint64)
+    if ax == () and not keepdims:
+        return x
+    return bind(P.PRIMS[name], x, axis=ax, keepdims=bool(keepdims))
+
+
+@handles(np.sum)
+def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    return _reduction("sum", a, axis, keepdims, dtype, out, initial, where)
+
+
+@handles(np.prod)
+def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    return _reduction("prod", a, axis, keepdims, dtype, out, initial, where)
+
+
+@handles(np.max, np.amax)
+def max_(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    return _reduction("max", a, axis, keepdims, None, out, initial, where)
+
+
+@handles(np.min, np.amin)
+def min_(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    return _reduction("min", a, axis, keepdims, None, out, initial, where)
+
+
+@handles(np.any)
+def any_(a, axis=None, out=None, keepdims=False, where=None):
+    return _reduction("any", a, axis, keepdims, None, out, None, where)
+
+
+@handles(np.all)
+def all_(a, axis=None, out=None, keepdims=False, where=None):
+    return _reduction("all", a, axis, keepdims, None, out, None, where)
+
+
+def _count(a, axis):
+    shape = _shape(a)
+    ax = norm_axis(axis, len(shape))
+    return int(np.prod([shape[i] for i in (range(len(shape)) if ax is None else ax)], dtype=np.int64))
+
+
+@handles(np.mean)
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
+    _check_out(out, "mean")
+    if dtype is None and _dtype(a).kind in "iub":
+        dtype = np.float64
+    return sum_(a, axis, dtype, None, keepdims, None, where) / _count(a, axis)
+
+
+@handles(np.var)
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
+        correction=None):
+    _check_out(out, "var")
+    if correction is not None:
+        ddof = correction
+    if dtype is None and _dtype(a).kind in "iub":
+        dtype = np.float64
+    if dtype is not None:
+        a = astype(a, dtype)
+    d = a - HANDLERS[np.mean](a, axis, keepdims=True)
+    sq = np.real(d * np.conj(d)) if _dtype(a).kind == "c" else d * d
+    return sum_(sq, axis, keepdims=keepdims) / max(_count(a, axis) - ddof, 0)
+
+
+@handles(np.std)
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
+        correction=None):
+    return np.sqrt(var(a, axis, dtype, out, ddof, keepdims, where, mean, correction))
+
+
+@handles(np.cumsum)
+def cumsum(a, axis=None, dtype=None, out=None):
+    _check_out(out, "cumsum")
+    if dtype is not None:
+        a = astype(a, dtype)
+    if axis is None:
+        a, axis = reshape(a, (-1,)), 0
+    return bind(P.cumsum, a, axis=int(axis) % max(_ndim(a), 1))
+
+
+@handles(np.cumprod)
+def cumprod(a, axis=None, dtype=None, out=None):
+    _check_out(out, "cumprod")
+    if dtype is not None:
+        a = astype(a, dtype)
+    if axis is None:
+        a, axis = reshape(a, (-1,)), 0
+    return bind(P.cumprod, a, axis=int(axis) % max(_ndim(a), 1))
+
+
+@handles(np.argmax)
+def argmax(a, axis=None, out=None, keepdims=False):
+    _check_out(out, "argmax")
+    r = bind(P.argmax, a, axis=None if axis is None else int(axis) % _ndim(a))
+    return expand_dims(r, axis) if keepdims and axis is not None else r
+
+
+@handles(np.argmin)
+def argmin(a, axis=None, out=None, keepdims=False):
+    _check_out(out, "argmin")
+    r = bind(P.argmin, a, axis=None if axis is None else int(axis) % _ndim(a))
+    return expand_dims(r, axis) if keepdims and axis is not None else r
+
+
+@handles(np.sort)
+def sort(a, axis=-1, kind=None, order=None, stable=None):
+    if axis is None:
+        a, axis = reshape(a, (-1,)), 0
+    return bind(P.sort, a, axis=int(axis) % _ndim(a))
+
+
+@handles(np.argsort)
+def argsort(a, axis=-1, kind=None, order=None, stable=None):
+    if axis is None:
+        a, axis = reshape(a, (-1,)), 0
+    return bind(P.argsort, a, axis=int(axis) % _ndim(a))
