@@ -9,3 +9,6 @@ Run with TAPEGRAD_DEBUG=0 to time the suite without the checks.
 import os
 
 os.environ.setdefault("TAPEGRAD_DEBUG", "1")
+# tg.jit compiles in the background by default; only the tests that ask for compiled code
+# (compile=True, tg.compile) pay Numba's compile time, so the suite stays fast on 2 cores
+os.environ.setdefault("TAPEGRAD_JIT_COMPILE", "0")
