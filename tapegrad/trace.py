@@ -68,10 +68,14 @@ class Trace:
         self.loc = None  # set while the reverse pass runs a rule: the forward op's line
         self._consts: dict = {}
         self._captured: dict = {}
+        self.ones: set = set()  # ids of vars known to be all ones (see `_times_one`)
         self.thread = threading.get_ident()
 
     # -- atoms --------------------------------------------------------------------------
     def new_input(self, value) -> "Tracer":
+        if isinstance(value, np.ndarray) and value.dtype == object:  # as `play` refuses them
+            raise TypeError("object arrays cannot be traced: pass a numeric array "
+                            "(x.astype(float)) or put the values in a structure")
         var = self.tape.new_var(*aval(value))
         self.tape.inputs.append(var)
         self.values[var.id] = value
@@ -229,14 +233,47 @@ def bind(prim, *args, **params):
             a = a.value
         vals.append(a)
         nested = nested or type(a) is Tracer
+    if trace.ones and prim is _MULTIPLY:
+        kept = _times_one(trace, args)
+        if kept is not None:
+            return kept
     out = bind(prim, *vals, **params) if nested else prim.impl(*vals, **params)
     inputs = [a.node if type(a) is Tracer and a._trace is trace else trace.atom(a) for a in args]
     params = tuple(sorted(params.items())) if params else ()
     if not prim.multiple_results:
-        return Tracer(trace, trace._record(prim, inputs, params, (out,))[0], out)
+        var = trace._record(prim, inputs, params, (out,))[0]
+        if prim in _SPREAD and _is_one(trace, inputs[0]):
+            trace.ones.add(var.id)
+        return Tracer(trace, var, out)
     outs = list(out)
     out_vars = trace._record(prim, inputs, params, outs)
     return tuple(Tracer(trace, v, o) for v, o in zip(out_vars, outs))
+
+
+# Eager peephole: the reverse pass seeds `sum` with a broadcast 1, and rules multiply by it.
+# `x * ones` is exactly x (NaN, inf and -0.0 included) when the shape and dtype are x's,
+# so it is not computed nor recorded: the eager gradient skips a full-size multiply per use.
+_MULTIPLY = P.ufunc_prim(np.multiply)
+_SPREAD = (P.reshape, P.broadcast_to)
+
+
+def _is_one(trace, atom) -> bool:
+    if isinstance(atom, Const):
+        v = atom.value
+        return type(v) is not bool and not isinstance(v, np.bool_) and v == 1
+    return atom.id in trace.ones
+
+
+def _times_one(trace, args):
+    a, b = args
+    for one, x in ((a, b), (b, a)):
+        if (type(one) is Tracer and one._trace is trace and type(one.node) is Var
+                and one.node.id in trace.ones
+                and type(x) is Tracer and x._trace is trace
+                and np.broadcast_shapes(one.shape, x.shape) == x.shape
+                and np.result_type(one.dtype, x.dtype) == x.dtype):
+            return x
+    return None
 
 
 def is_traced(x) -> bool:
