@@ -28,9 +28,29 @@ def _got(x) -> str:
     return type(x).__name__
 
 
+_F64 = np.dtype(np.float64)
+
+
 def check_leaves(tape, leaves, names=None) -> list:
     """-> `leaves`, each checked against `tape.inputs` (ValueError naming the input) and
     made safe for C-layout kernels. `names[k]` names input k in messages."""
+    inputs = tape.inputs
+    if type(leaves) is list and len(leaves) == len(inputs):  # fast path: ~0.2 us a leaf
+        for v, x in zip(inputs, leaves):
+            if type(x) is np.ndarray:
+                if x.shape != v.shape or x.dtype != v.dtype:
+                    break
+                f = x.flags
+                if not (f.c_contiguous and f.writeable and f.aligned):
+                    break
+            elif type(x) is not float or v.shape != () or v.dtype != _F64:
+                break
+        else:
+            return leaves
+    return _check_slow(tape, leaves, names)
+
+
+def _check_slow(tape, leaves, names):
     from ..trace import Tracer
 
     inputs = tape.inputs
