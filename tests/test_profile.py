@@ -39,13 +39,13 @@ def test_profile_rows_forward_and_backward(args, raw):
     # one call per op, each op counted once
     _, g = tg.grad(f, *args)
     assert sum(r.calls for r in p.rows) == p.n_ops == len(g.tape.ops)
-    assert fwd["tanh"].calls == 1 and bwd["tanh[1]"].calls == 3  # ans*ans, 1 - ., g * .
+    assert fwd["tanh"].calls == 1 and bwd["tanh[1]"].calls == 2  # ans*ans, 1 - . (g * . with g = ones is skipped)
     assert bwd["matmul[1]"].calls == 2  # transpose + matmul
     # allocations: fresh arrays own their memory, views (reshape) allocate nothing
     assert (fwd["matmul"].allocs, fwd["matmul"].nbytes) == (1, 4 * 2 * 8)
     assert (fwd["tanh"].allocs, fwd["tanh"].nbytes) == (1, 64)
     assert (fwd["reshape"].allocs, fwd["reshape"].nbytes) == (0, 0)
-    assert (bwd["tanh[1]"].allocs, bwd["tanh[1]"].nbytes) == (3, 3 * 64)
+    assert (bwd["tanh[1]"].allocs, bwd["tanh[1]"].nbytes) == (2, 2 * 64)
     assert bwd["matmul[1]"].nbytes == 4 * 3 * 8 and bwd["matmul[2]"].nbytes == 3 * 2 * 8
     assert all(r.seconds > 0 for r in p.rows)
     assert p.total() == pytest.approx(p.total("forward") + p.total("backward"))
@@ -53,7 +53,7 @@ def test_profile_rows_forward_and_backward(args, raw):
     assert text == str(p) + "\n"
     lines = text.splitlines()
     assert lines[2].split() == ["primitive", "calls", "time", "%tot", "avg", "allocs", "bytes", "%tot"]
-    assert any(line.split()[:2] == ["tanh[1]", "3"] for line in lines)
+    assert any(line.split()[:2] == ["tanh[1]", "2"] for line in lines)
     total = lines[-1].split()
     assert total[0] == "total" and total[1] == str(p.n_ops) and total[3] == "100.0%"
     assert total[4] == str(p.total(attr="allocs"))
@@ -79,8 +79,8 @@ def test_backward_labels_follow_the_reverse_pass(raw):
     _, g = tg.grad(loss, np.array([1.0, 3.0, 2.0]))
     labels = [lab for ph, lab in backward_labels(g.tape) if ph == "backward"]
     # subtract[1] is a pass-through (no op); max's rule follows the accumulation for %3
-    assert labels == ["sum[1]"] * 3 + ["exp[1]"] + ["subtract[2]"] * 4 + ["max[1]"] * 8 + [
-        "multiply[1]"]
+    # exp[1] multiplies by the broadcast 1 of sum's seed: skipped while tracing
+    assert labels == ["sum[1]"] * 3 + ["subtract[2]"] * 4 + ["max[1]"] * 8 + ["multiply[1]"]
 
 
 def test_to_dot_content(args):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import zlib
 from typing import Callable
 
 import numpy as np
@@ -300,8 +301,14 @@ case("triu batched", np.triu, R(2, 3, 3))
 
 # -- linalg.norm ------------------------------------------------------------------------------------
 
+def _away_from_zero(rng):
+    """Distinct magnitudes >= 0.3: |x|**p for p < 1 is too steep near 0 for finite differences."""
+    return (rng.permutation(5) * 0.25 + 0.3) * rng.choice([-1.0, 1.0], 5)
+
+
 for _ord in (None, 2, 1, np.inf, -np.inf, 3, 0.5):
-    case(f"norm vector ord={_ord}", (lambda o: lambda x: np.linalg.norm(x, ord=o))(_ord), Distinct(5))
+    case(f"norm vector ord={_ord}", (lambda o: lambda x: np.linalg.norm(x, ord=o))(_ord),
+         _away_from_zero if _ord == 0.5 else Distinct(5))
 case("norm vector axis keepdims", lambda x: np.linalg.norm(x, axis=1, keepdims=True), R(3, 4))
 case("norm all entries keepdims", lambda x: np.linalg.norm(x, keepdims=True), R(3, 4))
 for _ord in (None, "fro", 1, -1, np.inf, -np.inf):
@@ -384,7 +391,7 @@ def _projection(c: Case, u):
 
 @pytest.mark.parametrize("c", CASES, ids=repr)
 def test_rule(c: Case):
-    rng = np.random.default_rng(abs(hash(c.name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(c.name.encode()))  # same inputs every run
     args = _draw(c, rng)
     argnums = _diff_args(c, args)
     assert argnums, "case has no differentiable argument"

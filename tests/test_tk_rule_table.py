@@ -3,6 +3,8 @@
 the JVP rules are checked here against central differences, and the VJP rules again
 through random projections. Non-differentiated arguments are closed over."""
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -32,7 +34,7 @@ def _closed(c, args):
 @pytest.mark.parametrize("c", [pytest.param(c, marks=pytest.mark.xfail(reason=XFAIL[c.name]))
                                if c.name in XFAIL else c for c in CASES], ids=repr)
 def test_check_grads_fwd_rev(c):
-    rng = np.random.default_rng(abs(hash(c.name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(c.name.encode()))  # same inputs every run
     f, free = _closed(c, _draw(c, rng))
     tg.check_grads(f, modes=MODES.get(c.name, ("fwd", "rev")), order=c.order, rtol=1e-5, atol=1e-6)(*free)
 

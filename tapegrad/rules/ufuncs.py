@@ -10,9 +10,21 @@ vjp(np.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g)
 vjp(np.subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g)
 vjp(np.multiply, lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x)
 vjp(np.divide, lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * ans / y)
-vjp(np.power,
-    lambda g, ans, x, y: g * y * x ** np.where(y, y - 1, 1.0) if not np.isscalar(y) else
-    (g * y * x ** (y - 1) if y != 0 else None),
+
+
+def _power_x(g, ans, x, y):
+    if not np.isscalar(y):
+        return g * y * x ** np.where(y, y - 1, 1.0)
+    if y == 0:
+        return None
+    if y == 1:
+        return g
+    if y == 2:
+        return g * (2 * x)  # no x ** 1: a full-size pow call on large arrays
+    return g * y * x ** (y - 1)
+
+
+vjp(np.power, _power_x,
     lambda g, ans, x, y: g * np.where(x, ans * np.log(np.where(x, x, 1.0)), 0.0))
 vjp(np.float_power,
     lambda g, ans, x, y: g * y * np.float_power(x, y - 1),
