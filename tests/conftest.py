@@ -12,3 +12,5 @@ os.environ.setdefault("TAPEGRAD_DEBUG", "1")
 # tg.jit compiles in the background by default; only the tests that ask for compiled code
 # (compile=True, tg.compile) pay Numba's compile time, so the suite stays fast on 2 cores
 os.environ.setdefault("TAPEGRAD_JIT_COMPILE", "0")
+# every test that compiles shares one kernel cache, so each distinct kernel compiles once
+os.environ.setdefault("TAPEGRAD_CACHE_DIR", os.path.join(os.path.dirname(__file__), ".numba_cache"))

@@ -15,18 +15,7 @@ import pytest
 import tapegrad as tg
 from tapegrad.backends.numba import CompiledTape
 
-CACHE = os.path.join(os.path.dirname(__file__), ".numba_cache")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def cache_dir():
-    old = os.environ.get("TAPEGRAD_CACHE_DIR")
-    os.environ["TAPEGRAD_CACHE_DIR"] = CACHE
-    yield CACHE
-    if old is None:
-        os.environ.pop("TAPEGRAD_CACHE_DIR", None)
-    else:
-        os.environ["TAPEGRAD_CACHE_DIR"] = old
+CACHE = os.environ["TAPEGRAD_CACHE_DIR"]  # shared by the suite: see conftest.py
 
 
 def loop_n(x, n):

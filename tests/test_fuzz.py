@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 import tapegrad as tg
 from tapegrad import tree
 
-CACHE = os.path.join(os.path.dirname(__file__), ".numba_cache")
 EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_EXAMPLES", "100"))
 DOCUMENTED = (ValueError, TypeError, tg.TraceError, tg.GuardError)
 COUNTS = collections.Counter()  # (target, mutation, outcome) -> cases
@@ -34,14 +33,8 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, data
 
 
 @pytest.fixture(autouse=True, scope="module")
-def cache_dir(request):
-    old = os.environ.get("TAPEGRAD_CACHE_DIR")
-    os.environ["TAPEGRAD_CACHE_DIR"] = CACHE
-    yield CACHE
-    if old is None:
-        os.environ.pop("TAPEGRAD_CACHE_DIR", None)
-    else:
-        os.environ["TAPEGRAD_CACHE_DIR"] = old
+def report_counts(request):
+    yield
     _report(request)
 
 
