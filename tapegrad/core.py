@@ -16,7 +16,7 @@ from . import tree
 from .errors import TraceError
 from .ir import Const, Var
 from .passes import keep_example
-from .passes.reverse import backward, zeros_like_var
+from .passes.reverse import backward, owned, zeros_like_var
 from .trace import Trace, Tracer, _stack, new_trace
 
 
@@ -179,11 +179,10 @@ def grad_call(f, args, kwargs=None, argnums=None, scalar_check="grad", build=Tru
         for i in argnums:
             grads[i] = [None] * len(t.arg_leaves[i])
         grad_atoms = []
-        used = []
-        for (i, j), w, c in zip(where, wrt, cts):
-            used.append(c is not None)
-            if c is None:
-                c = zeros_like_var(tr, w)
+        used = [c is not None for c in cts]
+        cts = owned(tr, [c if c is not None else zeros_like_var(tr, w) for c, w in zip(cts, wrt)],
+                    [x for lv in t.arg_leaves for x in lv])
+        for (i, j), c in zip(where, cts):
             grads[i][j] = c.value
             grad_atoms.append(c.node)
         tape = tr.tape
@@ -231,6 +230,7 @@ class LazyGrads:
             used = [c is not None for c in cts]
             if zeros:
                 cts = [c if c is not None else zeros_like_var(tr, w) for c, w in zip(cts, wrt)]
+            cts = owned(tr, cts, [x for lv in t.arg_leaves for x in lv])
         return cts, used
 
     def full_tape(self):

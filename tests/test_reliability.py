@@ -154,3 +154,25 @@ def test_unbroadcast_of_a_lower_rank_cotangent():
     vjp(p, lambda g, ans, x: g)  # shape (3,) for an input of shape (1, 3): broadcasts up
     f = lambda x: np.sum(bind(p, x) * np.arange(3.0))  # noqa: E731
     np.testing.assert_array_equal(tg.grad(f)(np.ones((1, 3))), [[0.0, 1.0, 2.0]])
+
+
+def test_gradients_never_alias_inputs_or_each_other():
+    # d/da sum(a*b) is b itself: returned as is, tg.update would change it under the next
+    # leaf's update (b -= lr * a with a already updated in place)
+    a, b = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    m = {"a": a, "b": b}
+    _, g = tg.grad(lambda m: np.sum(m["a"] * m["b"]), m)
+    assert not np.may_share_memory(g[0][("a",)], b) and not np.may_share_memory(g[0][("b",)], a)
+    tg.update(m, g[0], lambda x, gx: x - 0.1 * gx)
+    np.testing.assert_allclose(m["a"], [0.7, 1.6])
+    np.testing.assert_allclose(m["b"], [2.9, 3.8])
+    # d/dx and d/dy of sum(x + y) are the same broadcast of 1: two fresh writable arrays
+    _, g = tg.grad(lambda x, y: np.sum(x + y), np.ones(3), np.ones(3))
+    assert g[0] is not g[1] and g[0].flags.writeable and g[1].flags.writeable
+    g[0] *= 2.0
+    np.testing.assert_array_equal(g[1], [1.0, 1.0, 1.0])
+    # the same holds for the replayed tape and the autograd-style transform
+    gx, gy = tg.grad(lambda x, y: np.sum(x * y), argnum=(0, 1))(a, b)
+    assert not np.may_share_memory(gx, b) and not np.may_share_memory(gy, a)
+    out = tg.play(g.tape, np.ones(3), np.ones(3))[1]
+    assert out[0] is not out[1] and out[0].flags.writeable

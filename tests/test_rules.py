@@ -156,6 +156,7 @@ case("where from comparison", lambda x: np.where(x > 0, np.sqrt(np.abs(x)), x **
 case("clip scalars", lambda x: np.clip(x, -0.5, 0.7), R(10))
 case("clip arrays", lambda x, lo, hi: np.clip(x, lo, hi), R(3, 4), R(4, lo=-2, hi=-1), R(3, 1, lo=1, hi=2))
 case("clip method one-sided", lambda x: x.clip(min=0.1) + x.clip(max=-0.1), NonZero(5))
+case("copy", lambda x: np.sin(bind(P.copy, x)), R(3, 2))
 case("astype complex", lambda x: np.real(x.astype(np.complex128) * (1 + 2j)), R(4))
 case("real/imag/conj of complex", lambda x, y: np.real((x + 1j * y) ** 2) * np.imag(np.conj(x + 1j * y)),
      R(4), R(4))

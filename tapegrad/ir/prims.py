@@ -144,6 +144,9 @@ where = defprim("where", np.where, elementwise=True)
 astype = defprim("astype", lambda x, dtype: np.asarray(x).astype(dtype), elementwise=True, linear=True)
 full = defprim("full", lambda shape, dtype, fill: np.full(shape, fill, dtype=dtype))
 const = defprim("const", lambda value: value.array)
+# A fresh, writable array: gradients handed to users never alias an input, each other or a
+# read-only broadcast. Impure so that no pass merges two copies or drops one as identity.
+copy = defprim("copy", lambda x: np.array(x, copy=True), elementwise=True, pure=False)
 stop_gradient = defprim("stop_gradient", lambda x: x, elementwise=True)
 sort = defprim("sort", lambda x, axis: np.sort(x, axis=axis))
 argsort = defprim("argsort", lambda x, axis: np.argsort(x, axis=axis))

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import NoDerivativeError
 from ..ir import Const, Var, format_op
 from ..rules import VJPS, VJPS_ALL
-from ..trace import Trace, Tracer
+from ..trace import Trace, Tracer, bind
 from ..ir import prims as P
 
 
@@ -132,3 +132,33 @@ def zeros_like_var(trace: Trace, var) -> Tracer:
     out = np.full(var.shape, 0, dtype=var.dtype)
     v = trace._record(P.full, (), (("dtype", var.dtype), ("fill", 0), ("shape", var.shape)), [out])[0]
     return Tracer(trace, v, out)
+
+
+def _concrete(x):
+    while isinstance(x, Tracer):
+        x = x.value
+    return x
+
+
+def owned(trace: Trace, cts: list, inputs: list) -> list:
+    """Gradients as users get them: fresh, writable arrays. A cotangent that is an input
+    (d/dx of x*y is y itself), a read-only broadcast, or shared with another gradient
+    gets an explicit `copy` op: `tg.update` writes leaves in place, and an aliased
+    gradient would then change under it."""
+    arrays = [a for a in (_concrete(x) for x in inputs) if isinstance(a, np.ndarray)]
+    out = []
+    for c in cts:
+        v = _concrete(c.value) if c is not None else None
+        if isinstance(v, np.ndarray) and (not v.flags.writeable or any(
+                np.may_share_memory(v, a) for a in arrays)):
+            saved = trace.note
+            trace.note = "a fresh array for the caller"
+            try:
+                c = bind(P.copy, c)
+            finally:
+                trace.note = saved
+            v = _concrete(c.value)
+        if isinstance(v, np.ndarray):
+            arrays.append(v)
+        out.append(c)
+    return out

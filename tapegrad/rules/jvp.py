@@ -76,6 +76,7 @@ jvp(np.absolute, lambda g, ans, x: (np.real(np.conj(x) * g) / np.where(ans == 0,
 jvp(np.conjugate, lambda g, ans, x: np.conj(g))
 jvp("real", lambda g, ans, x: np.real(g))
 jvp("imag", lambda g, ans, x: np.imag(g))
+jvp("copy", lambda g, ans, x: g)
 jvp("astype", lambda g, ans, x, dtype: (np.real(g) if _cplx(g) and np.dtype(dtype).kind != "c"
                                         else g).astype(dtype))
 jvp("where", None, lambda g, ans, c, x, y: np.where(c, g, 0.0),

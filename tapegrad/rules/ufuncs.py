@@ -80,6 +80,7 @@ vjp("imag", lambda g, ans, x: -1j * g)
 vjp("where", None, lambda g, ans, c, x, y: np.where(c, g, 0.0),
     lambda g, ans, c, x, y: np.where(c, 0.0, g))
 vjp("astype", lambda g, ans, x, dtype: g)
+vjp("copy", lambda g, ans, x: g)
 nondiff(np.sign, np.floor, np.ceil, np.trunc, np.rint, np.floor_divide, "round", "stop_gradient")
 
 
