@@ -347,6 +347,8 @@ def _storing_subscript() -> bool:
 
 
 def _array(self, dtype=None, copy=None):
+    if self.is_constant():
+        return _plain_array(self, dtype, copy)
     if _storing_subscript():
         raise TraceError(
             f"a traced value was assigned into a plain ndarray at {user_loc() or 'unknown line'} "

@@ -68,6 +68,7 @@ class Trace:
         self.loc = None  # set while the reverse pass runs a rule: the forward op's line
         self._consts: dict = {}
         self._captured: dict = {}
+        self.const_ids: set = set()  # vars that depend on no input (see Tracer.is_constant)
         self.ones: set = set()  # ids of vars known to be all ones (see `_times_one`)
         self.thread = threading.get_ident()
 
@@ -126,6 +127,8 @@ class Trace:
         op = Op(prim, tuple(inputs), out_vars, params,
                 loc=self.loc if self.loc is not None else user_loc(), note=self.note)
         self.tape.ops.append(op)
+        if prim.pure and all(type(a) is Const or a.id in self.const_ids for a in inputs):
+            self.const_ids.update(v.id for v in out_vars)
         for v, o in zip(out_vars, outs):
             self.values[v.id] = o
         if DEBUG_NANS[0]:
@@ -193,8 +196,16 @@ def aval(x):
     return a.dtype, a.shape
 
 
+_constructors_installed = [False]
+
+
 @contextmanager
 def new_trace():
+    if not _constructors_installed[0]:
+        from .constructors import install
+
+        install()
+        _constructors_installed[0] = True
     stack = _stack()
     t = Trace(len(stack) + 1)
     stack.append(t)
@@ -362,7 +373,14 @@ class Tracer:
     def tolist(self):
         return self._concrete("item", lambda v: v.tolist())
 
+    def is_constant(self) -> bool:
+        """True when the value depends on no input of its trace (a traced constant)."""
+        node = self.node
+        return isinstance(node, Const) or node.id in self._trace.const_ids
+
     def __array__(self, dtype=None, copy=None):
+        if self.is_constant():  # nothing to drop: hand out the value
+            return np.asarray(self.value, dtype=dtype)
         raise TraceError(
             f"a traced value was converted to a plain array at {user_loc() or 'unknown line'} "
             "(np.asarray/np.array/ndarray assignment), which would drop its gradient; keep it "

@@ -63,9 +63,12 @@ def test_setitem_on_traced_names_file_and_line():
         tg.grad(f)(x3.copy())
 
 
+_PLAIN = np.zeros((4, 4))  # made outside any trace: a plain ndarray
+
+
 def test_assigning_traced_into_plain_array():
     def f(A):
-        B = np.zeros((4, 4))
+        B = _PLAIN.copy()
         B[:2, :2] = A  # here
         return np.sum(B)
 
@@ -73,9 +76,23 @@ def test_assigning_traced_into_plain_array():
         tg.grad(f)(np.ones((2, 2)))
 
 
-@pytest.mark.parametrize("convert", [np.asarray, np.array, lambda t: np.array([t[0], t[1]]),
-                                     lambda t: np.array([t, t]), np.ascontiguousarray,
-                                     lambda t: np.float64(3.0) * np.ones(3).__array__() + np.array(t, copy=True)])
+def test_arrays_built_inside_the_trace_are_recorded():
+    # np.zeros/np.array called while tracing give traced values (tapegrad.constructors)
+    def f(A):
+        B = np.zeros((4, 4))
+        B[:2, :2] = A
+        v = np.array([A[0, 0] ** 2, A[1, 1], 1.0])
+        return np.sum(B * B) + np.sum(v) + np.sum(np.asarray(A) * 0.5)
+
+    A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_allclose(tg.grad(f)(A), 2 * A + [[2.5, 0.5], [0.5, 1.5]])
+    tg.check_grads(f, modes=("fwd", "rev"), order=2)(A)
+    assert type(np.zeros(2)) is np.ndarray  # outside a trace: NumPy as usual
+
+
+@pytest.mark.parametrize("convert", [np.asanyarray, np.ascontiguousarray,
+                                     lambda t: np.float64(3.0) * np.ones(3).__array__() + _PLAIN[0, :3]
+                                     + np.asanyarray(t)])
 def test_conversion_to_plain_array(convert):
     with pytest.raises(tg.TraceError, match="converted to a plain array"):
         tg.grad(lambda x: np.sum(convert(x)))(x3)
@@ -96,12 +113,21 @@ def test_out_and_inplace_ufuncs(f):
 
 def test_plain_array_augmented_by_traced():
     def f(x):
-        y = np.zeros(3)
+        y = _PLAIN[0, :3].copy()
         y += x  # an ndarray updated in place with a traced value
         return np.sum(y)
 
     with pytest.raises(tg.TraceError, match=_line_of(f, "y += x")):
         tg.grad(f)(x3)
+
+
+def test_zeros_made_in_the_trace_augmented_by_traced():
+    def f(x):
+        y = np.zeros(3)  # traced constant: the in-place add is recorded
+        y += x * x
+        return np.sum(y)
+
+    np.testing.assert_allclose(tg.grad(f)(x3), 2 * x3)
 
 
 def test_augmented_assignment_on_traced_rebinds():

@@ -302,16 +302,19 @@ def test_read_only_views_refuse_writes_like_numpy():
 # -- refused: TraceError naming the line ---------------------------------------------------------
 
 
+_PLAIN = np.zeros((4, 4))  # made outside any trace
+
+
 def test_plain_ndarray_target_refused_with_supported_form():
     def f(a):
-        B = np.zeros((4, 4))
+        B = _PLAIN.copy()  # a plain ndarray (np.zeros inside the trace would be traced)
         B[:2, :2] = a  # the offending line
         return np.sum(B)
 
     with pytest.raises(tg.TraceError, match=r"test_setitem.py:\d+.*like=A"):
         tg.grad(f)(np.ones((2, 2)))
 
-    def g(a):  # the supported form: B traced from the start
+    def g(a):  # supported: B made while tracing (like= is optional, NEP 35 form)
         B = np.zeros((4, 4), like=a)
         B[:2, :2] = a
         B[2:, 2:] = a * a
@@ -321,6 +324,14 @@ def test_plain_ndarray_target_refused_with_supported_form():
     a = np.array([[1.0, 2.0], [3.0, 4.0]])
     np.testing.assert_allclose(tg.grad(g)(a), W[:2, :2] + 2 * a * W[2:, 2:])
     assert np.isclose(g(a), tg.trace(g, a)[0])
+
+    def h(a):  # the same without like=: np.zeros called in the traced code is traced
+        B = np.zeros((4, 4))
+        B[:2, :2] = a
+        B[2:, 2:] = a * a
+        return np.sum(B * np.arange(16.0).reshape(4, 4))
+
+    np.testing.assert_allclose(tg.grad(h)(a), W[:2, :2] + 2 * a * W[2:, 2:])
 
 
 def test_writing_an_input_refused():

@@ -121,10 +121,15 @@ def test_incomplete_shape_parameter_has_no_silent_zero():
         tg.grad(lambda a: sc.gammainc(a, 2.0))(1.5)
 
 
-def test_np_array_of_traced_values_is_refused_use_stack():
-    with pytest.raises(tg.TraceError):
-        tg.grad(lambda x: np.sum(np.array([x, 2 * x])))(1.0)
+def test_np_array_of_traced_values_is_recorded():
+    # np.array of a list holding traced values stacks them (tapegrad.constructors)
+    assert tg.grad(lambda x: np.sum(np.array([x, 2 * x]) ** 2))(1.0) == 10.0
     assert tg.grad(lambda x: np.sum(np.stack([x, 2 * x]) ** 2))(1.0) == 10.0
+    f = lambda x: np.sum(np.array([[x[0] * x[1], 1.0], [np.sin(x[1]), x[0]]]) ** 2)  # noqa: E731
+    x = np.array([0.7, -0.4])
+    expect = [2 * x[0] * x[1] ** 2 + 2 * x[0], 2 * x[0] ** 2 * x[1] + 2 * np.sin(x[1]) * np.cos(x[1])]
+    np.testing.assert_allclose(tg.grad(f)(x), expect)
+    tg.check_grads(f, modes=("fwd", "rev"), order=2)(x)
 
 
 def test_containers_list_dict_inside_traced_function():
