@@ -291,6 +291,8 @@ class PrimitiveFunction:
 
 
 def primitive(fn) -> PrimitiveFunction:
+    """Record calls of `fn` on traced values as one op named after it (HIPS autograd's
+    `@primitive`); give it rules with `tg.defvjp` / `tg.defjvp` / `tg.diffrule`."""
     return PrimitiveFunction(fn)
 
 

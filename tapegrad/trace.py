@@ -288,6 +288,7 @@ def _times_one(trace, args):
 
 
 def is_traced(x) -> bool:
+    """Whether `x` is a value being traced (inside `grad`, `trace`, `jit`, ...)."""
     return isinstance(x, Tracer)
 
 
