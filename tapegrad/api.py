@@ -12,7 +12,7 @@ from .core import Slot, check_scalar_output, fill, grad_call, trace_call
 from .ir import Primitive, Tape
 from .ir import prims as P
 from .rules import VJPS
-from .trace import Tracer, bind, is_traced  # noqa: F401  (re-exported)
+from .trace import DEBUG_NANS, Tracer, bind, is_traced  # noqa: F401  (re-exported)
 
 # -- results --------------------------------------------------------------------------------
 
@@ -215,7 +215,10 @@ def trace(f, *args, **kwargs):
 def play(tape, *args):
     """Run a tape (or a compiled tape) on new arguments of the same structure."""
     if not isinstance(tape, Tape) and hasattr(tape, "play"):
-        return tape.play(*args)
+        if DEBUG_NANS[0] and isinstance(getattr(tape, "tape", None), Tape):
+            tape = tape.tape  # tg.debug_nans(): the interpreter names the op that made a NaN
+        else:
+            return tape.play(*args)
     leaves = flat_inputs(tape, args)
     outs = interpret.run(tape, leaves)
     return fill(tape.out_tree, outs)

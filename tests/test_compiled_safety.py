@@ -273,3 +273,15 @@ def test_compiled_tape_not_kept_by_kernel_memo():
     _, tape = tg.trace(two, X6, Y)  # same structure: the kernel is reused, not rebuilt
     tg.compile(tape, wait=True)
     assert tg.cache_info()["kernels_in_memory"] == n_kernels
+
+
+def test_debug_nans_names_the_op_on_compiled_tapes():
+    f = lambda x: np.sum(np.log(x) * 0.0 + x)  # noqa: E731
+    _, g = tg.grad(f, np.array([1.0, 2.0]))
+    ct = tg.compile(g.tape, wait=True)
+    with np.errstate(all="ignore"):
+        assert np.isnan(tg.play(ct, np.array([-1.0, 2.0]))[0])  # NumPy semantics
+        with pytest.raises(FloatingPointError, match="= log"), tg.debug_nans():
+            tg.play(ct, np.array([-1.0, 2.0]))
+        with pytest.raises(FloatingPointError, match="= log"), tg.debug_nans():
+            ct.run([np.array([-1.0, 2.0])])

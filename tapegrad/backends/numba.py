@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import GuardError
 from ..ir import Const
+from ..trace import DEBUG_NANS
 from . import diskcache
 from .validate import check_leaves
 from .kernels import (SIMD_SAVING_NS, VIEWS, Block, Region, block_source, elementwise_kind,
@@ -501,7 +502,10 @@ class CompiledTape:
         """Flat leaves -> flat outputs (`tg.jit`'s cache calls this). Leaves are checked
         against the tape's inputs first (`validate.check_leaves`: ValueError naming the
         input), since kernels index without bounds checks."""
-        return self._flat(*check_leaves(self.tape, leaves))
+        leaves = check_leaves(self.tape, leaves)
+        if DEBUG_NANS[0]:  # tg.debug_nans(): the interpreter names the op that made a NaN
+            return self._interpreted_flat(*leaves)
+        return self._flat(*leaves)
 
     def _interpreted_flat(self, *leaves):
         from . import interpret
