@@ -52,6 +52,8 @@ class GradResult:
 
     @property
     def tape(self):
+        if callable(self._tape) and not isinstance(self._tape, Tape):
+            self._tape = self._tape()  # built on first read
         if self._tape is None:
             from .passes import optimize
 

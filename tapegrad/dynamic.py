@@ -102,13 +102,39 @@ def add_shape_guards(tape) -> None:
 
 
 class _Entry:
-    __slots__ = ("key", "tape", "runner", "compiled", "path", "last")
+    __slots__ = ("key", "tape", "runner", "compiled", "path", "last", "pending")
 
     def __init__(self, key, tape, runner_and_compiled):
         self.key, self.tape = key, tape
         self.runner, self.compiled = runner_and_compiled
         self.path = tuple((g.kind, g.var.id, g.expected) for g in tape.guards)
         self.last = 0
+        self.pending = None  # the background job that optimises and compiles the tape
+
+    def upgrade(self) -> None:
+        """Optimise the raw tape and compile it, then swap both in (each swap is one
+        attribute store: callers use the old or the new runner, both correct)."""
+        from .passes import optimize
+
+        try:
+            tape = optimize(self.tape)
+        except Exception:  # noqa: BLE001  keep replaying the raw tape: it is correct
+            return
+        runner, compiled = _runner(tape, True)
+        self.tape, self.compiled = tape, compiled
+        self.runner = runner
+
+
+_upgrades = None
+
+
+def _upgrade_pool():
+    global _upgrades
+    if _upgrades is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _upgrades = ThreadPoolExecutor(1, thread_name_prefix="tapegrad-jit")
+    return _upgrades
 
 
 class GuardedCache:
@@ -240,9 +266,18 @@ class _Cached:
                 continue  # ran ahead of a failing guard: the trace below decides
             self.cache.hit(entry, cands)
             return self._finish(entry, outs)
-        result, tape = self._trace(fn, call_args, len(args))
-        add_shape_guards(tape)
-        self.cache.add(_Entry(key, tape, _runner(tape, self.compile)), retrace=bool(cands))
+        if self.compile:
+            # first result at tracing speed: replay the raw tape interpreted until the
+            # optimised, compiled one is ready (built in the background)
+            result, tape = self._trace(fn, call_args, len(args), optimized=False)
+            add_shape_guards(tape)
+            entry = _Entry(key, tape, (functools.partial(interpret.run, tape), None))
+            entry.pending = _upgrade_pool().submit(entry.upgrade)
+        else:
+            result, tape = self._trace(fn, call_args, len(args))
+            add_shape_guards(tape)
+            entry = _Entry(key, tape, _runner(tape, False))
+        self.cache.add(entry, retrace=bool(cands))
         return result
 
     # -- statistics ----------------------------------------------------------------------
@@ -265,6 +300,8 @@ class _Cached:
     def wait(self) -> "_Cached":
         """With `compile=True`: block until every cached tape's kernels are compiled."""
         for e in self.cache.entries():
+            if e.pending is not None:
+                e.pending.result()
             if e.compiled is not None:
                 e.compiled.wait()
         return self
@@ -293,11 +330,11 @@ class Jit(_Cached):
     def _direct(self, fn, args, n):
         return fn(*args)
 
-    def _trace(self, fn, args, n):
+    def _trace(self, fn, args, n, optimized=True):
         from .passes import optimize
 
         val, tape = trace_call(fn, args)
-        return val, optimize(tape)
+        return val, optimize(tape) if optimized else tape
 
     def _finish(self, entry, outs):
         return fill(entry.tape.out_tree, outs)
@@ -330,8 +367,8 @@ class DynamicGrad(_Cached):
     def _direct(self, fn, args, n):
         return _grad_result(fn, args, n)[0]
 
-    def _trace(self, fn, args, n):
-        return _grad_result(fn, args, n)
+    def _trace(self, fn, args, n, optimized=True):
+        return _grad_result(fn, args, n, optimized)
 
     def _finish(self, entry, outs):
         from .api import GradResult
@@ -342,7 +379,7 @@ class DynamicGrad(_Cached):
         return val, GradResult(grads, entry.tape)
 
 
-def _grad_result(fn, args, n):
+def _grad_result(fn, args, n, optimized=True):
     """Trace the gradient of `fn` w.r.t. `args[:n]` (the rest: keyword arguments).
     -> ((value, GradResult), tape) with the tape's outputs laid out as `(value, grads)`."""
     from .api import GradResult, _yota_format
@@ -358,10 +395,14 @@ def _grad_result(fn, args, n):
     gtuple = _yota_format(a, grads[:n], paths, used_by_leaf)
     tape.out_tree = (Slot(0, "float" if isinstance(val, float) else "array"),
                      _yota_format(a, slot_grads, paths, used_by_leaf, slots=True))
-    tape = optimize(tape)
+    if optimized:
+        tape = optimize(tape)
+        shown = tape
+    else:  # g.tape (optimised) is built when first read
+        shown = functools.partial(optimize, tape)
     if isinstance(val, np.ndarray) and val.ndim == 0:
         val = val[()]
-    return (val, GradResult(gtuple, tape)), tape
+    return (val, GradResult(gtuple, shown)), tape
 
 
 _grad_caches: dict = {False: weakref.WeakKeyDictionary(), True: weakref.WeakKeyDictionary()}
