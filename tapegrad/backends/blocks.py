@@ -1,0 +1,175 @@
+"""Blocks: small 2-D matmuls (`np.dot` calls BLAS from inside Numba), the transposes they
+read and the loop region after them, as one deduplicated kernel (one call per RNN step).
+`form_blocks` groups the planned steps; `block_source` writes the kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import _is_var, kernel_source
+
+# -- blocks: small matmuls and the loop after them in one kernel ------------------------------
+
+BLOCK_MATMUL_MAX = 1 << 18  # m*k*n: above this BLAS time dwarfs a call (~2 us) and stays in NumPy
+_FLOATS = (np.dtype("float32"), np.dtype("float64"))
+
+
+def small_matmul(op) -> bool:
+    if op.prim.name != "matmul" or len(op.inputs) != 2 or not all(map(_is_var, op.inputs)):
+        return False
+    a, b = op.inputs
+    v = op.outputs[0]
+    return (len(a.shape) == 2 and len(b.shape) == 2 and a.dtype == b.dtype == v.dtype
+            and v.dtype in _FLOATS and 0 < a.shape[0] * a.shape[1] * b.shape[1] <= BLOCK_MATMUL_MAX)
+
+
+def transpose2(op) -> bool:
+    return (op.prim.name == "transpose" and _is_var(op.inputs[0]) and len(op.inputs[0].shape) == 2
+            and tuple(op.kw["axes"]) == (1, 0) and op.inputs[0].dtype in _FLOATS)
+
+
+class Block:
+    """Small 2-D matmuls (`np.dot` inside Numba calls BLAS directly), the transposes they
+    read and the loop region after them, as one kernel: W5's backward step (a loop and
+    three matmuls) is one call instead of six. `items`: ("op", op) | ("region", Region)."""
+
+    def __init__(self, index):
+        self.index = index
+        self.items = []
+        self.inputs = []
+        self.outputs = []
+        self.mode = "loop"
+        self.why = ""
+        self.private = set()  # transposes computed outside too: recomputed here
+
+    @property
+    def ops(self):
+        return [op for kind, x in self.items for op in ((x,) if kind == "op" else x.ops)]
+
+    def regions(self):
+        return [x for kind, x in self.items if kind == "region"]
+
+
+def form_blocks(steps, tape, uniform):
+    """Group runs of small matmuls / transposes ending in a loop region into Blocks.
+    Transposes also read outside their block are re-emitted after it (views cost nothing)."""
+    out = []
+    cur = []
+    counter = [0]
+
+    def close():
+        if not any(kind == "op" and x.prim.name == "matmul" for kind, x in cur) or \
+                not any(kind == "region" for kind, _ in cur):
+            out.extend(cur)
+        else:
+            b = Block(f"b{counter[0]}")
+            counter[0] += 1
+            b.items = list(cur)
+            out.append(("block", b))
+        cur.clear()
+
+    pending = set()  # vars computed by the open block
+    for kind, x in steps:
+        if kind == "op" and (small_matmul(x) or transpose2(x)):
+            cur.append((kind, x))
+            pending.update(v.id for v in x.outputs)
+            continue
+        if kind == "region" and x.mode == "loop" and cur:
+            cur.append((kind, x))
+            close()
+            pending.clear()
+            continue
+        if cur and (kind == "fold" or (kind == "op" and x.prim.pure and not any(
+                _is_var(a) and a.id in pending for a in x.inputs))):
+            out.append((kind, x))  # independent of the open block (xs[t]): runs before it
+            continue
+        if cur:
+            close()
+            pending.clear()
+        out.append((kind, x))
+    if cur:
+        close()
+    # a block reading W.T computed outside takes W and transposes it itself (no copy to C order)
+    tmap = {op.outputs[0].id: op for kind, x in out if kind in ("op", "block")
+            for op in (x.ops if kind == "block" else (x,)) if transpose2(op)}
+    for kind, x in out:
+        if kind == "block":
+            made = {v.id for op in x.ops for v in op.outputs}
+            need = [a for op in x.ops for a in op.inputs if _is_var(a) and a.id in tmap
+                    and a.id not in made]
+            private = list({a.id: ("op", tmap[a.id]) for a in need}.values())
+            x.items = private + x.items
+            x.private = {op.outputs[0].id for _, op in private}
+    # inputs and outputs of each block
+    read_at = {}
+    for i, (kind, x) in enumerate(out):
+        ops = x.ops if kind in ("region", "block") else (x,) if kind == "op" else ()
+        for op in ops:
+            for a in op.inputs:
+                if _is_var(a):
+                    read_at.setdefault(a.id, set()).add(i)
+    final = []
+    for i, (kind, x) in enumerate(out):
+        if kind != "block":
+            final.append((kind, x))
+            continue
+        made = {}
+        for op in x.ops:
+            for v in op.outputs:
+                made[v.id] = v
+        returned = {a.id for a in tape.outputs if _is_var(a)} | {g.var.id for g in tape.guards}
+        outside = {vid for vid in made if vid not in x.private and (
+            vid in returned or read_at.get(vid, {i}) - {i})}
+        after = []
+        for kind2, y in x.items:  # transposes read outside: re-emitted after the block
+            if kind2 == "op" and y.prim.name == "transpose" and y.outputs[0].id in outside:
+                outside.discard(y.outputs[0].id)
+                after.append(("op", y))
+                if y.inputs[0].id in made:
+                    outside.add(y.inputs[0].id)
+        seen = set()
+        for kind2, y in x.items:
+            ins = y.inputs if kind2 == "region" else [a for a in y.inputs if _is_var(a)]
+            for a in ins:
+                if a.id not in made and a.id not in seen:
+                    seen.add(a.id)
+                    x.inputs.append(a)
+        x.outputs = [made[vid] for vid in made if vid in outside]
+        final.append((kind, x))
+        final.extend(after)
+    return final
+
+
+def block_source(b: Block, consts, uniform, canonical: bool, fname="kernel") -> str:
+    """Module body for block `b`: one function per loop region, then `fname` calling them
+    and `np.dot`. Canonical names (a0, t3, r0) make equal blocks equal text."""
+    names = {}
+    for k, a in enumerate(b.inputs):
+        names[a.id] = f"a{k}" if canonical else f"v{a.id}"
+    counter = [0]
+
+    def local(v):
+        if v.id not in names:
+            names[v.id] = f"t{counter[0]}" if canonical else f"v{v.id}"
+            counter[0] += 1
+        return names[v.id]
+
+    funcs = []
+    body = []
+    for kind, x in b.items:
+        if kind == "op":
+            v = x.outputs[0]
+            if x.prim.name == "matmul":
+                body.append(f"    {local(v)} = np.dot({names[x.inputs[0].id]}, {names[x.inputs[1].id]})")
+            else:
+                body.append(f"    {local(v)} = {names[x.inputs[0].id]}.T")
+            continue
+        rname = f"r{len(funcs)}" if canonical else f"g{x.index}"
+        src, args, outs = kernel_source(x, consts, uniform, canonical=canonical, fname=rname)
+        funcs.append(src)
+        lhs = ", ".join(local(v) for v in outs)
+        body.append(f"    {lhs}, = {rname}({', '.join(names[a.id] for a in args)})")
+    params = ", ".join(names[a.id] for a in b.inputs)
+    ret = "".join(names[v.id] + ", " for v in b.outputs)
+    main = f"def {fname}({params}):\n" + "\n".join(body) + f"\n    return ({ret})\n"
+    return funcs, main
