@@ -24,6 +24,7 @@ from .core import as_atom
 from .passes.forward import forward
 from .passes.reverse import backward
 from .trace import Tracer, _stack, new_trace
+from .trace import aval as _aval
 
 # -- plumbing -------------------------------------------------------------------------------
 
@@ -42,17 +43,6 @@ def _kind(x) -> str:
         if isinstance(x, t):
             return k
     return np.asarray(x).dtype.kind
-
-
-def _aval(x):
-    if isinstance(x, Tracer):
-        return x.dtype, tuple(x.shape)
-    if isinstance(x, float):
-        return np.dtype(np.float64), ()
-    if isinstance(x, complex):
-        return np.dtype(np.complex128), ()
-    a = np.asarray(x)
-    return a.dtype, a.shape
 
 
 def _check_inexact(x, what, k):

@@ -21,6 +21,7 @@ from ..ir import PRIMS
 from ..ir import prims as P
 from ..trace import bind
 from . import JVPS, VJPS, VJPS_ALL, _prim
+from .reductions import keepdims_shape
 
 JVPS_ALL: dict = {}
 
@@ -124,17 +125,6 @@ jvp_all("einsum", _einsum_jvp)
 # -- reductions and scans -----------------------------------------------------------------
 
 
-def _expand(a, x, axis, keepdims):
-    if axis is None:
-        axis = tuple(range(np.ndim(x)))
-    if not keepdims:
-        shape = list(np.shape(x))
-        for ax in axis:
-            shape[ax] = 1
-        a = np.reshape(a, shape)
-    return a
-
-
 def _prod_jvp(g, ans, x, axis, keepdims):
     # sum_i g_i * prod_{j != i} x_j, reusing the VJP rule's d prod / dx (exact at zeros)
     dprod = VJPS[_prim("prod")][0](np.ones(np.shape(ans)), ans, x, axis=axis, keepdims=keepdims)
@@ -146,7 +136,7 @@ jvp("prod", _prod_jvp)
 
 def _minmax_jvp(g, ans, x, axis, keepdims):
     # ties share the tangent evenly, matching the VJP rule (HIPS autograd's convention)
-    mask = x == _expand(ans, x, axis, keepdims)
+    mask = (x == keepdims_shape(ans, x, axis, keepdims)).astype(x.dtype)  # float32 stays
     return (np.sum(g * mask, axis=axis, keepdims=keepdims)
             / np.sum(mask, axis=axis, keepdims=keepdims))
 

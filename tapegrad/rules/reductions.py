@@ -5,8 +5,8 @@ import numpy as np
 from . import nondiff, vjp
 
 
-def _expand(g, x, axis, keepdims):
-    """Broadcast a reduced cotangent back to the shape of `x`."""
+def keepdims_shape(g, x, axis, keepdims):
+    """A reduced value reshaped as if the reduction kept its dims (ready to broadcast)."""
     if axis is None:
         axis = tuple(range(np.ndim(x)))
     if not keepdims:
@@ -14,7 +14,12 @@ def _expand(g, x, axis, keepdims):
         for a in axis:
             shape[a] = 1
         g = np.reshape(g, shape)
-    return np.broadcast_to(g, np.shape(x))
+    return g
+
+
+def _expand(g, x, axis, keepdims):
+    """Broadcast a reduced cotangent back to the shape of `x`."""
+    return np.broadcast_to(keepdims_shape(g, x, axis, keepdims), np.shape(x))
 
 
 vjp("sum", lambda g, ans, x, axis, keepdims: _expand(g, x, axis, keepdims))
