@@ -110,28 +110,20 @@ _VERSIONS = None
 
 
 def kernel_for(r: Region, consts, uniform) -> Kernel:
-    global _VERSIONS
-    if _VERSIONS is None:
-        _VERSIONS = _versions()
     src, args, _ = kernel_source(r, consts, uniform, canonical=True)
-    argtypes = tuple((a.dtype, len(a.shape)) for a in args)
-    text = _module_source(src)
-    key = hashlib.sha256(f"{text}|{argtypes}|{_VERSIONS}".encode()).hexdigest()[:24]
-    with _registry_lock:
-        k = _KERNELS.get(key)
-        if k is None:
-            k = _KERNELS[key] = Kernel(key, text, argtypes)
-        else:
-            STATS["memory_hits"] += 1
-    return k
+    return _registered(_module_source(src), tuple((a.dtype, len(a.shape)) for a in args))
 
 
 def kernel_for_block(b: Block, consts, uniform) -> Kernel:
+    text = _block_module_source(*block_source(b, consts, uniform, canonical=True))
+    return _registered(text, tuple((a.dtype, len(a.shape)) for a in b.inputs))
+
+
+def _registered(text: str, argtypes: tuple) -> Kernel:
+    """The process's one Kernel for this source and argument types (structural dedup)."""
     global _VERSIONS
     if _VERSIONS is None:
         _VERSIONS = _versions()
-    text = _block_module_source(*block_source(b, consts, uniform, canonical=True))
-    argtypes = tuple((a.dtype, len(a.shape)) for a in b.inputs)
     key = hashlib.sha256(f"{text}|{argtypes}|{_VERSIONS}".encode()).hexdigest()[:24]
     with _registry_lock:
         k = _KERNELS.get(key)
