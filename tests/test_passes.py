@@ -288,3 +288,26 @@ def test_mlp_gradient_tape_op_count():
     assert (len(raw), len(opt)) == (57, 42)
     assert "negative" not in {op.prim.name for op in opt.ops}
     assert_same(tg.play(opt, *args), tg.play(raw, *args))
+
+
+def test_uniform_matmul_becomes_column_sums_and_outputs_are_owned():
+    # sum(W @ x): the reverse pass multiplies a broadcast 1 into two matmuls
+    from tapegrad.backends.interpret import run
+    from tapegrad.passes import own_outputs
+
+    r = np.random.default_rng(3)
+    W, x = r.standard_normal((5, 4)), r.standard_normal((4, 3))
+    raw = grad_call(lambda W, x: np.sum(W @ x), (W, x))[2]
+    opt = optimize(raw)
+    assert sum(op.prim.name == "matmul" for op in raw.ops) == 3
+    assert sum(op.prim.name == "matmul" for op in opt.ops) == 1  # only the forward one
+    want, got = run(raw, [W, x]), run(opt, [W, x])
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[1], np.ones((5, 3)) @ x.T, rtol=1e-12)
+    # the rewrite leaves broadcast views; own_outputs copies them for the caller
+    assert [op.prim.name for op in opt.ops[-2:]] == ["copy", "copy"]
+    for g in got[1:]:
+        assert g.flags.writeable and g.flags.owndata
+    # an output that is already fresh gets no copy
+    assert own_outputs(own_outputs(opt)).ops == own_outputs(opt).ops

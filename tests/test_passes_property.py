@@ -69,7 +69,8 @@ def check(tape, args):
             assert a.dtype == b.dtype and a.shape == b.shape
             tol = 1e-12 if a.dtype == np.float64 else 2e-5
             np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
-        assert len(dce(opt)) <= len(tape)
+        # never more work than the raw tape, not counting own_outputs' copies for callers
+        assert sum(op.prim.name != "copy" for op in dce(opt).ops) <= len(tape)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

@@ -13,13 +13,16 @@ from .dce import dce
 from .fold import fold
 from .fuse import fuse
 from .negation import sink_negation
+from .own_outputs import own_outputs
 from .reuse_buffers import check_buffers, reuse_buffers
 
-PIPELINE = [cse, fold, cse, sink_negation, dce, fuse, reuse_buffers]
+PIPELINE = [cse, fold, cse, sink_negation, dce, own_outputs, fuse, reuse_buffers]
 """The default order. `cse` first, so `fold` sees each value once (single-use checks
 are exact); `fold` exposes new duplicates (two broadcasts of one scalar become one
 `Const`), hence `cse` again; `sink_negation` drops the `negative` ops `fold` moved
-onto small arrays when their readers can take the sign; `dce` then drops everything the rewrites orphaned. `fuse`
+onto small arrays when their readers can take the sign; `dce` then drops everything the
+rewrites orphaned; `own_outputs` copies an output that the rewrites left as a view of an
+input, a constant or a read-only broadcast, or shared with another output. `fuse`
 needs the final op set and reorders ops, so it comes after; `reuse_buffers` plans
 storage from liveness, which depends on the final order, so it runs last."""
 
@@ -125,4 +128,4 @@ def assert_same_results(got: list, want: list) -> None:
 
 
 __all__ = ["PIPELINE", "optimize", "checking", "keep_example", "assert_same_results", "cse", "dce", "fold",
-           "fuse", "reuse_buffers", "check_buffers", "sink_negation"]
+           "fuse", "reuse_buffers", "check_buffers", "sink_negation", "own_outputs"]

@@ -84,6 +84,8 @@ class _Builder:
             p = self.producer(a)
             if p is not None and p.prim.name == "full":
                 return p.kw["fill"]
+            if p is not None and p.prim.name in ("broadcast_to", "reshape"):
+                return self.uniform(p.inputs[0])  # spreading a uniform value keeps it uniform
             return None
         v = np.asarray(v)
         if v.size == 0 or v.size > FOLD_LIMIT or v.dtype.kind not in "biuf":
@@ -387,7 +389,28 @@ def _unbroadcast_inputs(b, op):
     return op.replace(inputs=tuple(inputs)) if changed else None
 
 
+def _matmul(b, op, x, y):
+    """A matrix holding one finite value c, times y: every row of the product is c times
+    the column sums of y (mirrored for y uniform). One reduction instead of a matmul, as
+    XLA's simplifier does; it is what the reverse pass makes of `sum(W @ x)` (a broadcast
+    1 into two matmuls). Equal up to the summation order."""
+    if len(x.shape) != 2 or len(y.shape) != 2:
+        return None
+    m, n = op.out.shape
+    for uni, other, axis, ones_shape in ((x, y, 0, (m, 1)), (y, x, 1, (1, n))):
+        c = b.uniform(uni)
+        if c is None or not np.isfinite(c):
+            continue
+        s = b.helper(op, P.sum_, [other], (("axis", (axis,)), ("keepdims", True)))
+        fill = b.helper(op, P.full, [], (("dtype", op.out.dtype), ("fill", c), ("shape", ones_shape)))
+        if s is None or fill is None:
+            return None
+        return b.make(op, P.ufunc_prim(np.multiply), [s, fill], out=op.out)
+    return None
+
+
 RULES = {
+    "matmul": _matmul,
     "multiply": _multiply, "divide": _divide, "add": _add, "subtract": _subtract,
     "negative": _negative, "transpose": lambda b, op, x: _transpose(b, op, x, op.kw["axes"]),
     "reshape": lambda b, op, x: _reshape(b, op, x, op.kw["shape"]),
@@ -401,7 +424,8 @@ def fold(tape: Tape) -> Tape:
     """Fold constant ops and simplify algebra: x*1, x+0, x-0, x/1,
     --x, (-x)*(-y), -(x*c), x + -y, transpose of transpose, reshape of reshape or of a
     broadcast scalar, reshape(sum) -> sum(keepdims), sum of a broadcast -> scaled source,
-    sum of sum, broadcasts feeding elementwise ops, `ones * g` -> g.
+    sum of sum, broadcasts feeding elementwise ops, `ones * g` -> g, a uniform matrix times
+    y -> scaled column sums of y.
 
     Preserves: play(result, *args) == play(tape, *args) with the same dtypes and shapes
     (up to rounding of reassociated sums), NaN and inf included. Impure ops and guarded
