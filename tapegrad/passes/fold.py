@@ -88,6 +88,8 @@ class _Builder:
                 return self.uniform(p.inputs[0])  # spreading a uniform value keeps it uniform
             return None
         v = np.asarray(v)
+        if v.size and v.ndim and not any(v.strides) and v.dtype.kind in "biuf":
+            v = v.reshape(-1)[:1]  # a broadcast constant (zero strides): one value, any size
         if v.size == 0 or v.size > FOLD_LIMIT or v.dtype.kind not in "biuf":
             return None
         first = v.flat[0]
