@@ -5,19 +5,19 @@ are the two most common ways plain NumPy code builds arrays from computed values
 neither dispatches: `np.array` reads each element through `__array__` (which would
 drop the gradient) and `B` is a plain ndarray that cannot hold a traced value.
 
-While a trace is active in the calling thread, `numpy.array`, `numpy.asarray`,
-`numpy.zeros`, `numpy.ones`, `numpy.empty` and `numpy.full` (the module attributes user
-code looks up at call time) are wrapped:
+While a function is being traced, the names in its module bound to `numpy` (or to
+`numpy.array`, `numpy.zeros`, ...) resolve to a proxy module whose `array`, `asarray`,
+`zeros`, `ones`, `empty` and `full` are wrapped (everything else is NumPy's own):
 - `np.array` / `np.asarray` of a sequence holding traced values stacks them (recorded);
   of a traced value returns it (a copy for `np.array`, as in NumPy);
 - the constructors return a traced constant, so writes into it (`B[i] = t`) are recorded
   as `index_update` ops. A traced constant converts back to a plain array freely (its
   value does not depend on any input), so code that hands it to other libraries works.
-Anything else, every call from a thread that is not tracing, and every call from library
-code (tapegrad, NumPy, SciPy, the stdlib, installed packages) goes to NumPy itself.
-NumPy's own modules import these functions directly and are never affected. Code that
-bound the originals before (`from numpy import zeros`) keeps plain arrays: writing a
-traced value into those raises `TraceError`.
+The wrappers pass through to NumPy for a thread that is not tracing, and for calls from
+library code. The numpy module itself is never modified, so NumPy, SciPy, Numba's
+compiled kernels and every other module see NumPy as it is. Limits: helpers in another
+module than the traced function, and `import numpy` inside a function body, get plain
+arrays; writing a traced value into those raises `TraceError`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import os
 import sys
 import sysconfig
 import threading
+import types
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -33,7 +35,6 @@ from .trace import _PKG_DIR, Tracer, _stack
 
 _ORIG = {name: getattr(np, name) for name in ("array", "asarray", "zeros", "ones", "empty", "full")}
 _lock = threading.Lock()
-_installed = False
 
 
 # Library code (tapegrad, NumPy's own Python modules, SciPy, anything installed in the
@@ -116,17 +117,70 @@ def _constructor(name):
     return make
 
 
-def install() -> None:
-    """Wrap the NumPy attributes (once per process; the wrappers pass through when the
-    calling thread is not tracing)."""
-    global _installed
-    if _installed:
+class _NumpyProxy(types.ModuleType):
+    """`numpy` as the traced code's module sees it: the wrappers above, everything else
+    NumPy's own (looked up on each access)."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+PROXY = _NumpyProxy("numpy", np.__doc__)
+WRAPPERS = {"array": array, "asarray": asarray,
+            **{name: _constructor(name) for name in ("zeros", "ones", "empty", "full")}}
+PROXY.__dict__.update(WRAPPERS)
+_BY_ORIG = [(_ORIG[name], w) for name, w in WRAPPERS.items()]
+_patched: dict = {}  # id(module globals) -> [users, {name: original}, globals]
+
+
+def _globals_of(fn):
+    """The module globals of the user function behind `fn` (through functools.wraps,
+    partial, bound methods and callable objects), or None for library code."""
+    for _ in range(16):
+        if fn is None:
+            return None
+        nxt = getattr(fn, "__wrapped__", None) or getattr(fn, "func", None)
+        if nxt is not None and nxt is not fn:
+            fn = nxt
+            continue
+        fn = getattr(fn, "__func__", fn)
+        g = getattr(fn, "__globals__", None)
+        if g is None and not isinstance(fn, type) and hasattr(type(fn), "__call__"):
+            g = getattr(getattr(type(fn), "__call__"), "__globals__", None)
+        if g is None:
+            return None
+        path = g.get("__file__") or ""
+        return None if path.startswith(_LIBRARY) else g
+    return None
+
+
+@contextmanager
+def user_numpy(fn):
+    """While tracing `fn`: in its module, names bound to `numpy` (or to `numpy.zeros`, ...)
+    resolve to the proxy (or the wrapper). Reference-counted per module, thread-safe; the
+    wrappers pass through to NumPy for any thread that is not tracing."""
+    g = _globals_of(fn) if fn is not None else None
+    if g is None:
+        yield
         return
     with _lock:
-        if _installed:
-            return
-        np.array = array
-        np.asarray = asarray
-        for name in ("zeros", "ones", "empty", "full"):
-            setattr(np, name, _constructor(name))
-        _installed = True
+        entry = _patched.get(id(g))
+        if entry is None:
+            saved = {}  # name -> (original, replacement)
+            for name, value in list(g.items()):
+                new = PROXY if value is np else next((w for o, w in _BY_ORIG if value is o), None)
+                if new is not None:
+                    saved[name] = (value, new)
+                    g[name] = new
+            entry = _patched[id(g)] = [0, saved, g]
+        entry[0] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _patched[id(g)]
+                for name, (value, new) in entry[1].items():
+                    if g.get(name) is new:  # unless the user rebound it meanwhile
+                        g[name] = value

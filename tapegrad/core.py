@@ -120,7 +120,7 @@ def value_of(trace: Trace, atom):
 
 def trace_call(f, args, kwargs=None):
     """Trace `f(*args, **kwargs)`. -> (result with concrete values, Tape)."""
-    with new_trace() as tr:
+    with new_trace(f) as tr:
         t = bind_inputs(tr, args)
         out = f(*t.args, **(kwargs or {}))
         outputs = []
@@ -162,7 +162,7 @@ def grad_call(f, args, kwargs=None, argnums=None, scalar_check="grad", build=Tru
     values, or None for non-differentiable leaves and arguments not in `argnums`.
     """
     argnums = range(len(args)) if argnums is None else argnums
-    with new_trace() as tr:
+    with new_trace(f) as tr:
         t = bind_inputs(tr, args)
         out = f(*t.args, **(kwargs or {}))
         if scalar_check:
@@ -204,7 +204,7 @@ class LazyGrads:
     """
 
     def __init__(self, f, args, kwargs):
-        with new_trace() as tr:
+        with new_trace(f) as tr:
             self.t = bind_inputs(tr, args)
             out = f(*self.t.args, **(kwargs or {}))
             check_scalar_output(out, "grad")

@@ -101,7 +101,7 @@ def diff(fn) -> DiffResult:
     from .core import as_atom, check_scalar_output
 
     prev = getattr(_active, "trace", None)
-    with new_trace() as tr:
+    with new_trace(fn) as tr:
         tr.params = {}
         _active.trace = tr
         try:

@@ -196,21 +196,19 @@ def aval(x):
     return a.dtype, a.shape
 
 
-_constructors_installed = [False]
-
-
 @contextmanager
-def new_trace():
-    if not _constructors_installed[0]:
-        from .constructors import install
+def new_trace(fn=None):
+    """A new innermost trace for this thread. With `fn` (the user function about to be
+    traced), its module's `np` resolves to tapegrad's NumPy proxy meanwhile (see
+    `constructors.py`), so `np.array([t, ...])` and `np.zeros(...)` there are traced."""
+    from .constructors import user_numpy
 
-        install()
-        _constructors_installed[0] = True
     stack = _stack()
     t = Trace(len(stack) + 1)
     stack.append(t)
     try:
-        yield t
+        with user_numpy(fn):
+            yield t
     finally:
         t.closed = True
         stack.pop()

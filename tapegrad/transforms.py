@@ -85,7 +85,7 @@ class _Run:
                 raise TypeError(f"{what}: argnum {k} but only {len(args)} positional arguments given")
             _check_inexact(args[k], what, k)
         self.outer = list(_stack())
-        with new_trace() as tr:
+        with new_trace(f) as tr:
             xs = list(args)
             self.ins = []
             for k in self.argnums:
@@ -356,7 +356,7 @@ def _leaves(out) -> list:
 
 def _jvp_all(f, args, diff, vs):
     """(output leaves, their tangents) for tangents `vs` of `args[diff]`."""
-    with new_trace() as tr:
+    with new_trace(f) as tr:
         xs = list(args)
         ins = []
         for k in diff:
@@ -374,7 +374,7 @@ def _jvp_all(f, args, diff, vs):
 
 def _vjp_all(f, args, diff, us):
     """Cotangents of `args[diff]` for cotangents `us` of the output leaves (a tuple)."""
-    with new_trace() as tr:
+    with new_trace(f) as tr:
         xs = list(args)
         ins = []
         for k in diff:
