@@ -354,15 +354,20 @@ def _leaves(out) -> list:
     return [out]
 
 
+def _call_on_inputs(tr, f, args, diff):
+    """Run `f` with `args[diff]` made inputs of `tr`. -> (the input Tracers, output leaves)."""
+    xs = list(args)
+    ins = []
+    for k in diff:
+        xs[k] = tr.new_input(args[k])
+        ins.append(xs[k])
+    return ins, _leaves(f(*xs))
+
+
 def _jvp_all(f, args, diff, vs):
     """(output leaves, their tangents) for tangents `vs` of `args[diff]`."""
     with new_trace(f) as tr:
-        xs = list(args)
-        ins = []
-        for k in diff:
-            xs[k] = tr.new_input(args[k])
-            ins.append(xs[k])
-        outs = _leaves(f(*xs))
+        ins, outs = _call_on_inputs(tr, f, args, diff)
         mine = [o for o in outs if isinstance(o, Tracer) and o._trace is tr]
         ts = forward(tr, [x.node for x in ins], [_as_tracer(tr, v) for v in vs],
                      [o.node for o in mine])
@@ -375,12 +380,7 @@ def _jvp_all(f, args, diff, vs):
 def _vjp_all(f, args, diff, us):
     """Cotangents of `args[diff]` for cotangents `us` of the output leaves (a tuple)."""
     with new_trace(f) as tr:
-        xs = list(args)
-        ins = []
-        for k in diff:
-            xs[k] = tr.new_input(args[k])
-            ins.append(xs[k])
-        outs = _leaves(f(*xs))
+        ins, outs = _call_on_inputs(tr, f, args, diff)
         acc = [None] * len(ins)
         for o, u in zip(outs, us):
             if not (isinstance(o, Tracer) and o._trace is tr):
