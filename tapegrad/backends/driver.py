@@ -181,14 +181,7 @@ class _Emitter:
     def emit_kernel_region(self, r: Region, k: Kernel):
         _, args, outs = kernel_source(r, self.ct.consts, self.ct.uniform, canonical=True)
         kname = self.glob(k.dispatcher, "_kern")
-        arg_s = []
-        for a in args:
-            n = self.name(a)
-            if not a.shape and a.id not in self.scalar_ok:
-                n = f"_sc({n})"
-            elif a.shape and self.producer.get(a.id, "input") in _VIEW_PRODUCERS:
-                n = f"np.ascontiguousarray({n})"
-            arg_s.append(n)
+        arg_s = self.kernel_args(args)
         self.lines.append(f"# g{r.index}: numba loop over {list(r.shape)} ({r.why}), "
                           f"kernel {k.name}")
         lhs = ", ".join(f"v{v.id}" for v in outs)
@@ -200,15 +193,21 @@ class _Emitter:
                 if v.id in self.ct.used_by_numpy:
                     self.lines.append(f"v{v.id} = np.{v.dtype.name}(v{v.id})")
 
-    def emit_kernel_block(self, b: Block, k: Kernel):
-        arg_s = []
-        for a in b.inputs:
+    def kernel_args(self, args) -> list:
+        """Argument expressions for a kernel call: scalars as typed scalars, arrays that
+        may be strided views made C-contiguous (kernels assume one layout)."""
+        out = []
+        for a in args:
             n = self.name(a)
             if not a.shape and a.id not in self.scalar_ok:
                 n = f"_sc({n})"
             elif a.shape and self.producer.get(a.id, "input") in _VIEW_PRODUCERS:
                 n = f"np.ascontiguousarray({n})"
-            arg_s.append(n)
+            out.append(n)
+        return out
+
+    def emit_kernel_block(self, b: Block, k: Kernel):
+        arg_s = self.kernel_args(b.inputs)
         nm = sum(1 for kind, x in b.items if kind == "op" and x.prim.name == "matmul")
         self.lines.append(f"# {b.index}: numba block: {nm} matmuls + loops "
                           f"{', '.join(f'g{r.index}' for r in b.regions())}, kernel {k.name}")
