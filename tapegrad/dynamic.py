@@ -34,6 +34,7 @@ import functools
 import itertools
 import os
 import threading
+import warnings
 import weakref
 from collections import namedtuple
 
@@ -169,13 +170,20 @@ class GuardedCache:
                 if entry in lst:
                     self._by_key[entry.key] = (entry,) + tuple(e for e in lst if e is not entry)
 
-    def add(self, entry, retrace: bool) -> None:
+    def add(self, entry, retrace: bool, broken=()) -> list:
+        """Add `entry`; an entry of `broken` (it raised, yet the fresh trace took its very
+        path) is replaced by it. -> the entries replaced."""
         with self._lock:
             self.misses += 1
             self.retraces += retrace
             lst = self._by_key.get(entry.key, ())
+            replaced = [e for e in lst if e.path == entry.path and any(e is b for b in broken)]
+            if replaced:
+                lst = tuple(e for e in lst if not any(e is r for r in replaced))
+                self._by_key[entry.key] = lst
+                self._n -= len(replaced)
             if any(e.path == entry.path for e in lst):  # another thread traced it meanwhile
-                return
+                return replaced
             entry.last = next(self._clock)
             self._by_key[entry.key] = (entry,) + lst
             self._n += 1
@@ -187,6 +195,7 @@ class GuardedCache:
                 else:
                     del self._by_key[old.key]
                 self._n -= 1
+        return replaced
 
     def info(self) -> CacheInfo:
         with self._lock:
@@ -259,11 +268,15 @@ class _Cached:
         if traced:
             return self._direct(fn, call_args, len(args))
         cands = self.cache.candidates(key)
+        broken = []
         for entry in cands:
             try:
                 outs = entry.runner(leaves)
-            except Exception:  # noqa: BLE001  GuardError, or an op that the optimised tape
-                continue  # ran ahead of a failing guard: the trace below decides
+            except GuardError:
+                continue
+            except Exception as e:  # noqa: BLE001  an op the optimised tape ran ahead of a
+                broken.append((entry, e))  # failing guard, or a broken tape: the trace decides
+                continue
             self.cache.hit(entry, cands)
             return self._finish(entry, outs)
         if self.compile:
@@ -277,7 +290,12 @@ class _Cached:
             result, tape = self._trace(fn, call_args, len(args))
             add_shape_guards(tape)
             entry = _Entry(key, tape, _runner(tape, False))
-        self.cache.add(entry, retrace=bool(cands))
+        replaced = self.cache.add(entry, retrace=bool(cands), broken=[b for b, _ in broken])
+        for b, e in broken:
+            if any(b is r for r in replaced):  # same path, so no guard explains the error
+                warnings.warn(f"tg.jit: a cached tape of {getattr(self.f, '__name__', 'f')} "
+                              f"raised {type(e).__name__}: {e} although its guards held; it "
+                              "was replaced by a fresh trace", RuntimeWarning, stacklevel=2)
         return result
 
     # -- statistics ----------------------------------------------------------------------

@@ -417,3 +417,21 @@ def test_eight_threads():
     assert not errors, errors[:3]
     info = jf.cache_info()
     assert info.hits + info.misses == 8 * 40 and info.entries <= 4
+
+
+def test_a_broken_cached_tape_is_replaced_once_with_a_warning():
+    # a cached tape that raises although its guards hold must not make every call re-trace
+    jf = tg.jit(lambda x: np.sum(np.sin(x)), compile=False)
+    x = np.arange(3.0)
+    jf(x)
+    (entry,) = jf.cache.entries()
+
+    def broken(leaves):
+        raise RuntimeError("simulated fault")
+
+    entry.runner = broken
+    with pytest.warns(RuntimeWarning, match="simulated fault"):
+        assert jf(x) == pytest.approx(np.sum(np.sin(x)))
+    assert jf(x) == pytest.approx(np.sum(np.sin(x)))  # the fresh entry serves it
+    info = jf.cache_info()
+    assert (info.hits, info.misses, info.entries) == (1, 2, 1)
