@@ -214,6 +214,7 @@ class LazyGrads:
         self.args = args
         self.name = getattr(f, "__name__", "f")
         self.n_forward_ops = len(tr.tape.ops)
+        self.bw_state = {"ops": list(tr.tape.ops)}  # shared by the per-argument passes
         self.lock = threading.Lock()
 
     def leaves(self, argnums):
@@ -226,7 +227,8 @@ class LazyGrads:
         tr, t = self.trace, self.t
         with self.lock, reopened(tr):
             wrt = [t.in_tracers[i][j].node for i, j in where]
-            cts = backward(tr, self.out_atom, wrt) if isinstance(self.out_atom, Var) else [None] * len(wrt)
+            cts = (backward(tr, self.out_atom, wrt, state=self.bw_state)
+                   if isinstance(self.out_atom, Var) else [None] * len(wrt))
             used = [c is not None for c in cts]
             if zeros:
                 cts = [c if c is not None else zeros_like_var(tr, w) for c, w in zip(cts, wrt)]
@@ -236,12 +238,9 @@ class LazyGrads:
     def full_tape(self):
         """The gradient tape w.r.t. every leaf: forward ops plus one full reverse pass."""
         where = self.leaves(range(len(self.t.args)))
-        start = len(self.trace.tape.ops)
         cts, used = self.run(where)
-        tape = self.trace.tape
-        # drop partial reverse passes that g[i] appended earlier: keep forward + this one
-        ops = tape.ops[: self.n_forward_ops] + tape.ops[start:]
-        tape = tape.derive(ops=ops, outputs=[self.out_atom] + [c.node for c in cts])
+        # earlier g[i] passes hold cotangents this one reuses; ops no output needs go in dce
+        tape = self.trace.tape.derive(outputs=[self.out_atom] + [c.node for c in cts])
         tape.meta.update(name=self.name, wrt=where, used=used)
         return tape, where, used
 

@@ -59,11 +59,19 @@ def unbroadcast(trace: Trace, c, var):
     return c
 
 
-def backward(trace: Trace, out, wrt: list, seed=None) -> list:
+def backward(trace: Trace, out, wrt: list, seed=None, state: dict | None = None) -> list:
     """Cotangents of `wrt` (Vars of `trace`) for output `out` (a Var or Const), as Tracers
     of `trace` or None where the output does not depend on them. Appends the backward
-    ops to `trace.tape`."""
-    ops = list(trace.tape.ops)
+    ops to `trace.tape`.
+
+    `state` (a dict kept by the caller) lets successive calls for the same `out` and
+    seed share work: a var's cotangent d out/d var does not depend on `wrt`, so a var
+    made active by an earlier call already has its final cotangent, and a later call
+    only adds what flows into the vars new to it (`g[1]` after `g[0]` in the Yota form)."""
+    if state is not None:
+        ops = state.setdefault("ops", list(trace.tape.ops))
+    else:
+        ops = list(trace.tape.ops)
     wrt_ids = [w.id for w in wrt]
     wrt_set = set(wrt_ids)
     active = active_vars(ops, wrt_ids)
@@ -71,15 +79,21 @@ def backward(trace: Trace, out, wrt: list, seed=None) -> list:
         return [None] * len(wrt)
     if seed is None:
         seed = Tracer(trace, Const(out.dtype.type(1)), out.dtype.type(1))
-    ct = {out.id: seed}
+    if state is None:
+        ct, done, take = {out.id: seed}, (), dict.pop
+    else:
+        ct = state.setdefault("ct", {out.id: seed})
+        done = state.setdefault("done", set())
+        take = dict.get  # cotangents stay: a later call reads them
     saved = trace.note, trace.loc
     try:  # notes and lines are set directly: a context manager per rule costs microseconds
         for op in reversed(ops):
             # a wrt var made by an op keeps its cotangent: differentiated as if independent
-            gs = [None if v.id in wrt_set else ct.pop(v.id, None) for v in op.outputs]
+            gs = [None if v.id in wrt_set else take(ct, v.id, None) for v in op.outputs]
             if all(g is None for g in gs):
                 continue
-            todo = [i for i, a in enumerate(op.inputs) if isinstance(a, Var) and a.id in active]
+            todo = [i for i, a in enumerate(op.inputs)
+                    if isinstance(a, Var) and a.id in active and a.id not in done]
             if not todo:
                 continue
             trace.loc = op.loc
@@ -100,6 +114,8 @@ def backward(trace: Trace, out, wrt: list, seed=None) -> list:
                 ct[a.id] = c if prev is None else prev + c
     finally:
         trace.note, trace.loc = saved
+    if state is not None:
+        done |= active
     return [ct.get(i) for i in wrt_ids]
 
 
