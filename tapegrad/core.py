@@ -215,6 +215,7 @@ class LazyGrads:
         self.name = getattr(f, "__name__", "f")
         self.n_forward_ops = len(tr.tape.ops)
         self.bw_state = {"ops": list(tr.tape.ops)}  # shared by the per-argument passes
+        self.pending = set(self.leaves(range(len(args))))  # differentiable leaves not yet asked
         self.lock = threading.Lock()
 
     def leaves(self, argnums):
@@ -226,6 +227,10 @@ class LazyGrads:
         """Reverse pass w.r.t. the leaves `where`: -> (cotangent Tracers or None, used)."""
         tr, t = self.trace, self.t
         with self.lock, reopened(tr):
+            self.pending -= {w for w in where}
+            # keep cotangents for a later pass only while leaves remain to be asked for:
+            # the last pass frees them as it goes (big arrays: memory, not just time)
+            self.bw_state["keep"] = bool(self.pending)
             wrt = [t.in_tracers[i][j].node for i, j in where]
             cts = (backward(tr, self.out_atom, wrt, state=self.bw_state)
                    if isinstance(self.out_atom, Var) else [None] * len(wrt))

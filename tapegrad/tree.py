@@ -73,6 +73,7 @@ def flatten(x):
         return (type(obj), tuple((k, walk(v, path + (k,), active)) for k, v in kids))
 
     tree = walk(x, (), frozenset())
+    walk = None  # break the closure's self-reference: leaves (Tracers) free by refcount
     return paths, leaves, tree
 
 
@@ -109,7 +110,10 @@ def unflatten_like(x, leaves):
         new = {k: build(v) for k, v in kids}
         return rebuild(obj, new)
 
-    return build(x)
+    try:
+        return build(x)
+    finally:
+        build = None  # break the closure's self-reference: values free by refcount
 
 
 def rebuild(obj, new: dict):

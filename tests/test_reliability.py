@@ -202,3 +202,23 @@ def test_lazy_per_argument_passes_share_cotangents():
         _, replay = tg.play(g.tape, *args)
         for i in range(4):
             np.testing.assert_allclose(replay[i], want[i][0], rtol=1e-12, atol=1e-14)
+
+
+def test_a_grad_call_leaves_no_reference_cycle():
+    # traced values (and the arrays they hold) must be freed by reference counting: a
+    # cycle would keep every intermediate of a big eager gradient alive until the cyclic
+    # GC runs, which it does by object count, not bytes (RSS grew 150 MB per 1e6 call)
+    f = lambda x: np.sum(np.tanh(x) * x)  # noqa: E731
+    x = np.arange(4.0)
+    tg.grad(f, x)[1][0]
+    gc.collect()
+    gc.disable()
+    try:
+        before = gc.collect()
+        _, g = tg.grad(f, x)
+        g[0]  # (g.tape runs the passes, whose networkx graphs are cyclic but hold no arrays)
+        del g
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    del before

@@ -84,7 +84,8 @@ def backward(trace: Trace, out, wrt: list, seed=None, state: dict | None = None)
     else:
         ct = state.setdefault("ct", {out.id: seed})
         done = state.setdefault("done", set())
-        take = dict.get  # cotangents stay: a later call reads them
+        # cotangents stay for a later call, unless the caller says this is the last one
+        take = dict.get if state.get("keep", True) else dict.pop
     saved = trace.note, trace.loc
     try:  # notes and lines are set directly: a context manager per rule costs microseconds
         for op in reversed(ops):
