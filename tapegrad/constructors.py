@@ -154,6 +154,21 @@ def _globals_of(fn):
     return None
 
 
+_scans: dict = {}  # id(module globals) -> (number of globals when scanned, names found)
+
+
+def _numpy_names(g) -> list:
+    """Names in `g` bound to numpy or a wrapped function (scanned again when the module
+    gains or loses globals; a scan of a big module costs tens of microseconds)."""
+    hit = _scans.get(id(g))
+    if hit is not None and hit[0] == len(g):
+        return [n for n in hit[1] if n in g]
+    originals = [o for o, _ in _BY_ORIG]
+    names = [k for k, v in g.items() if v is np or any(v is o for o in originals)]
+    _scans[id(g)] = (len(g), names)
+    return names
+
+
 @contextmanager
 def user_numpy(fn):
     """While tracing `fn`: in its module, names bound to `numpy` (or to `numpy.zeros`, ...)
@@ -167,7 +182,8 @@ def user_numpy(fn):
         entry = _patched.get(id(g))
         if entry is None:
             saved = {}  # name -> (original, replacement)
-            for name, value in list(g.items()):
+            for name in _numpy_names(g):
+                value = g[name]
                 new = PROXY if value is np else next((w for o, w in _BY_ORIG if value is o), None)
                 if new is not None:
                     saved[name] = (value, new)
