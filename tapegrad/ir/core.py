@@ -13,13 +13,19 @@ from typing import Any
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Var:
     """An SSA value: defined once, by a tape input or by one op."""
 
     id: int
     dtype: np.dtype
     shape: tuple
+
+    def __init__(self, id: int, dtype: np.dtype, shape: tuple):
+        # frozen: fields are written once, straight into __dict__ (the generated
+        # __init__ calls object.__setattr__ per field, a microsecond per op traced)
+        d = self.__dict__
+        d["id"], d["dtype"], d["shape"] = id, dtype, shape
 
     def __repr__(self) -> str:
         return f"%{self.id}"
@@ -69,7 +75,7 @@ class Const:
 Atom = "Var | Const"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Op:
     """One primitive call: `outputs = prim(*inputs, **params)`.
 
@@ -87,6 +93,12 @@ class Op:
     note: str = ""
     buffers: tuple | None = None
     group: int | None = None
+
+    def __init__(self, prim, inputs: tuple, outputs: tuple, params: tuple = (), loc: str = "",
+                 note: str = "", buffers: tuple | None = None, group: int | None = None):
+        d = self.__dict__  # frozen: written once (see Var.__init__)
+        d["prim"], d["inputs"], d["outputs"], d["params"] = prim, inputs, outputs, params
+        d["loc"], d["note"], d["buffers"], d["group"] = loc, note, buffers, group
 
     @property
     def out(self) -> Var:
