@@ -286,7 +286,8 @@ def format_tape(tape: Tape) -> str:
 VIEW_PRIMS = {"reshape", "transpose", "broadcast_to", "stop_gradient", "real", "imag", "flip"}
 
 
-def _is_view(op: Op) -> bool:
+def is_view(op: Op) -> bool:
+    """Whether `op`'s result shares its input's memory (a NumPy view)."""
     if op.prim.name == "getitem":  # basic indexing gives a view, array indices a copy
         return not any(isinstance(t, tuple) and t[0] == "a" for t in op.kw["index"])
     return op.prim.name in VIEW_PRIMS
@@ -313,7 +314,7 @@ def memory_plan(tape: Tape) -> dict:
                                   if isinstance(a, Var)])
         bufs = op.buffers or (None,) * len(op.outputs)
         for v, b in zip(op.outputs, bufs):
-            if op.prim.name == "const" or _is_view(op):
+            if op.prim.name == "const" or is_view(op):
                 roots[v.id] = ins
                 continue
             k = ("b", b) if b is not None else ("v", v.id)

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from ..ir import Op, Tape, Var
+from ..ir import Op, Tape, Var, is_view
 from ..ir import prims as P
-
-# ops whose result may share memory with an input (NumPy views); broadcast_to's is read-only
-VIEWS = {"broadcast_to", "reshape", "transpose", "getitem", "stop_gradient", "real", "imag",
-         "flip", "squeeze", "astype"}
 
 
 def own_outputs(tape: Tape) -> Tape:
@@ -26,11 +22,9 @@ def own_outputs(tape: Tape) -> Tape:
         readonly = False
         while True:
             op = producer.get(var.id)
-            if op is None or op.prim.name not in VIEWS or not isinstance(op.inputs[0], Var):
+            if op is None or not is_view(op) or not isinstance(op.inputs[0], Var):
                 return var, readonly, op
-            if op.prim.name == "getitem" and len(op.inputs) > 1:
-                return var, readonly, op  # advanced indexing copies
-            readonly = readonly or op.prim.name == "broadcast_to"
+            readonly = readonly or op.prim.name == "broadcast_to"  # NumPy makes it read-only
             var = op.inputs[0]
 
     seen, new_ops, outputs = set(), [], []
