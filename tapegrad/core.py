@@ -226,6 +226,8 @@ class LazyGrads:
     def run(self, where, zeros=True):
         """Reverse pass w.r.t. the leaves `where`: -> (cotangent Tracers or None, used)."""
         tr, t = self.trace, self.t
+        if _stack():
+            raise TraceError("a lazy gradient was read inside another trace; read g[i] outside it")
         with self.lock, reopened(tr):
             self.pending -= {w for w in where}
             # keep cotangents for a later pass only while leaves remain to be asked for:
@@ -252,10 +254,9 @@ class LazyGrads:
 
 @contextmanager
 def reopened(tr: Trace):
-    """Make a finished top-level trace current again, to append more ops to it."""
+    """Make a finished trace current again (in this thread), to append more ops to it. The
+    caller checks that the traces it was made under are the current stack."""
     stack = _stack()
-    if stack:
-        raise TraceError("a lazy gradient was read inside another trace; read g[i] outside it")
     tr.closed = False
     tr.thread = threading.get_ident()
     stack.append(tr)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .api import grad as _grad
-from .core import as_atom
+from .core import as_atom, reopened
 from .passes.forward import forward
 from .passes.reverse import backward
 from .trace import Tracer, _stack, new_trace
@@ -101,15 +101,9 @@ class _Run:
     def reopened(self):
         """Append more ops to the trace; falls back to re-tracing where the stack moved on."""
         stack = _stack()
-        tr = self.trace
         if stack == self.outer and all(not t.closed for t in stack):
-            tr.closed = False
-            stack.append(tr)
-            try:
+            with reopened(self.trace):
                 yield self
-            finally:
-                tr.closed = True
-                stack.pop()
         else:
             fresh = _Run(self.f, self.args, self.kwargs, self.argnums, "transform")
             with fresh.reopened() as r:
