@@ -35,6 +35,7 @@ from .errors import TraceError
 from .ir import prims as P
 from .rules.index_update import index_update
 from .trace import _PKG_DIR, Tracer, _stack, bind, user_loc
+from .trace import concrete as _concrete
 
 _VIEW_PRIMS = {"getitem", "reshape", "transpose", "broadcast_to", "real", "imag", "flip"}
 _READ_ONLY = {"broadcast_to"}
@@ -53,12 +54,6 @@ def _view_entry(t):
 def _views_of(t) -> list:
     e = _views.get(id(t))
     return e[1] if e is not None and e[0]() is t else []
-
-
-def _concrete(x):
-    while isinstance(x, Tracer):
-        x = x.value
-    return x
 
 
 def fresh(t):

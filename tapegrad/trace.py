@@ -159,9 +159,15 @@ class Trace:
 DEBUG_NANS = [False]
 
 
-def _has_nan(x) -> bool:
+def concrete(x):
+    """The plain value under any number of tracing levels."""
     while isinstance(x, Tracer):
         x = x.value
+    return x
+
+
+def _has_nan(x) -> bool:
+    x = concrete(x)
     try:
         a = np.asarray(x)
     except TraceError:
@@ -332,10 +338,7 @@ class Tracer:
         return f"Traced<{self.dtype}[{','.join(map(str, self.shape))}] %{getattr(self.node, 'id', '?')}>({self.value!r})"
 
     def __format__(self, spec):
-        v = self.value
-        while isinstance(v, Tracer):
-            v = v.value
-        return format(v, spec)
+        return format(concrete(self.value), spec)
 
     __hash__ = object.__hash__
 

@@ -16,6 +16,7 @@ from ..errors import NoDerivativeError
 from ..ir import Const, Var, format_op
 from ..rules import VJPS, VJPS_ALL
 from ..trace import Trace, Tracer, bind
+from ..trace import concrete as _concrete
 from ..ir import prims as P
 
 
@@ -149,12 +150,6 @@ def zeros_like_var(trace: Trace, var) -> Tracer:
     out = np.full(var.shape, 0, dtype=var.dtype)
     v = trace._record(P.full, (), (("dtype", var.dtype), ("fill", 0), ("shape", var.shape)), [out])[0]
     return Tracer(trace, v, out)
-
-
-def _concrete(x):
-    while isinstance(x, Tracer):
-        x = x.value
-    return x
 
 
 def owned(trace: Trace, cts: list, inputs: list) -> list:
