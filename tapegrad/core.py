@@ -265,9 +265,3 @@ def reopened(tr: Trace):
     finally:
         stack.pop()
         tr.closed = True
-
-
-def check_escape(x):
-    if isinstance(x, Tracer) and x._trace.closed:
-        raise TraceError("a traced value escaped its trace")
-    return x
