@@ -203,6 +203,7 @@ class Tape:
             "ops": len(self.ops),
             "by_prim": dict(Counter(op.prim.name for op in self.ops)),
             "peak_bytes": plan["peak_bytes"],
+            "workspace_peak_bytes": plan["workspace_peak_bytes"],
             "allocations": plan["allocations"],
             "alloc_bytes": plan["alloc_bytes"],
             "fusion_groups": len({op.group for op in self.ops if op.group is not None}),
@@ -297,13 +298,17 @@ def memory_plan(tape: Tape) -> dict:
     """Simulate the storage of a run: each allocating op makes an array (into its planned
     buffer, if `op.buffers` names one), views share their input's storage, inputs and
     constants cost nothing. An array is alive from its allocation to the last op reading
-    it or any view of it (outputs to the end). -> peak_bytes, allocations, alloc_bytes."""
+    it or any view of it (outputs to the end). -> peak_bytes, allocations, alloc_bytes, and
+    workspace_peak_bytes: the peak of the temporaries alone (storage of returned results
+    excluded from the op writing them on: it is the caller's, whatever the plan), the
+    part of the peak a buffer plan controls (XLA reports it as temp allocation size)."""
     n = len(tape.ops)
     last = {}
     for i, op in enumerate(tape.ops):
         for a in op.inputs:
             if isinstance(a, Var):
                 last[a.id] = i
+    outs = {a.id for a in tape.outputs if isinstance(a, Var)}
     for a in list(tape.outputs) + [g.var for g in tape.guards]:
         if isinstance(a, Var):
             last[a.id] = n
@@ -329,7 +334,16 @@ def memory_plan(tape: Tape) -> dict:
             if isinstance(a, Var):
                 for k in roots.get(a.id, ()):
                     end[k] = max(end[k], last.get(a.id, i))
+    # storage holding a result the caller gets back counts as output from the op writing
+    # that result on; before then (a buffer reused for temporaries first) as workspace
+    out_from = {}
+    for i, op in enumerate(tape.ops):
+        for v in op.outputs:
+            if last.get(v.id) == n and v.id in outs:
+                for k in roots[v.id]:
+                    out_from.setdefault(k, i)
     delta = [0] * (n + 2)
+    work = [0] * (n + 2)
     allocations = alloc_bytes = 0
     for k, first in start.items():
         if size[k] == 0:
@@ -338,11 +352,18 @@ def memory_plan(tape: Tape) -> dict:
         alloc_bytes += size[k]
         delta[first] += size[k]
         delta[end[k] + 1] -= size[k]
-    peak = cur = 0
-    for d in delta:
+        stop = min(end[k], out_from.get(k, n + 1) - 1)
+        if stop >= first:
+            work[first] += size[k]
+            work[stop + 1] -= size[k]
+    peak = cur = wpeak = wcur = 0
+    for d, w in zip(delta, work):
         cur += d
+        wcur += w
         peak = max(peak, cur)
-    return {"peak_bytes": int(peak), "allocations": allocations, "alloc_bytes": int(alloc_bytes)}
+        wpeak = max(wpeak, wcur)
+    return {"peak_bytes": int(peak), "workspace_peak_bytes": int(wpeak),
+            "allocations": allocations, "alloc_bytes": int(alloc_bytes)}
 
 
 def peak_bytes(tape: Tape) -> int:
