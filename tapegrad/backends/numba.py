@@ -32,6 +32,7 @@ from .validate import check_leaves
 from .blocks import Block, block_source, form_blocks
 from .driver import _Emitter, _NoInline, _sc
 from .kernels import Region, kernel_source, plan
+from .lower import expand_gemm
 
 KERNEL_FORMAT = "1"  # bump when generated kernels change meaning
 STATS = {"compiled": 0, "loaded": 0, "memory_hits": 0, "failed": 0, "compile_seconds": 0.0}
@@ -148,6 +149,7 @@ class CompiledTape:
     compiled driver is in place. `source` is the generated Python (driver and kernels)."""
 
     def __init__(self, tape):
+        tape = expand_gemm(tape)
         self.tape = tape
         self.steps, self.consts, self.uniform = plan(tape)
         for kind, r in self.steps:

@@ -86,6 +86,22 @@ matmul = defprim("matmul", np.matmul)
 UFUNC_PRIMS[np.matmul] = matmul
 
 
+def _gemm(a, b, *, ta=False, tb=False):
+    """op(a) @ op(b) for 2-D a and b, op a transpose where its flag is set: BLAS gemm's
+    transpose arguments (XLA's dot_general names the contracting axes the same way), so
+    a transpose feeding a matmul is not an op of its own. `passes.fold` makes it from
+    matmul(transpose(x), y); the flags are given only when set."""
+    return np.matmul(a.T if ta else a, b.T if tb else b)
+
+
+gemm = defprim("gemm", _gemm)
+
+
+def gemm_params(ta: bool, tb: bool) -> tuple:
+    """The canonical params of a gemm op (set flags only), so CSE sees one form."""
+    return tuple((k, True) for k, f in (("ta", ta), ("tb", tb)) if f)
+
+
 # -- index templates ----------------------------------------------------------------------
 # An index is stored as a hashable template; array entries refer to extra op inputs.
 #   ("s", start, stop, step) slice | int | None | Ellipsis | ("a", k) k-th array input

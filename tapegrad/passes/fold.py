@@ -411,8 +411,34 @@ def _matmul(b, op, x, y):
     return None
 
 
+def _untransposed(b, a):
+    """x where `a` is transpose(x) of a 2-D x, else None."""
+    p = b.producer(a)
+    if p is not None and p.prim.name == "transpose" and len(p.inputs[0].shape) == 2 \
+            and tuple(p.kw["axes"]) == (1, 0):
+        return p.inputs[0]
+    return None
+
+
+def _gemm(b, op, x, y, ta=False, tb=False):
+    """matmul or gemm reading a 2-D transpose -> gemm with that operand's flag flipped:
+    BLAS takes the transpose as an argument, so it is no op of its own (and `dce` drops
+    the transpose when nothing else reads it). Same products, same summation."""
+    if len(x.shape) != 2 or len(y.shape) != 2:
+        return None
+    sx, sy = _untransposed(b, x), _untransposed(b, y)
+    if sx is None and sy is None:
+        return None
+    if sx is not None:
+        x, ta = sx, not ta
+    if sy is not None:
+        y, tb = sy, not tb
+    return b.make(op, P.gemm, [x, y], P.gemm_params(ta, tb), out=op.out)
+
+
 RULES = {
-    "matmul": _matmul,
+    "matmul": lambda b, op, x, y: _matmul(b, op, x, y) or _gemm(b, op, x, y),
+    "gemm": lambda b, op, x, y: _gemm(b, op, x, y, **op.kw),
     "multiply": _multiply, "divide": _divide, "add": _add, "subtract": _subtract,
     "negative": _negative, "transpose": lambda b, op, x: _transpose(b, op, x, op.kw["axes"]),
     "reshape": lambda b, op, x: _reshape(b, op, x, op.kw["shape"]),
@@ -427,7 +453,7 @@ def fold(tape: Tape) -> Tape:
     --x, (-x)*(-y), -(x*c), x + -y, transpose of transpose, reshape of reshape or of a
     broadcast scalar, reshape(sum) -> sum(keepdims), sum of a broadcast -> scaled source,
     sum of sum, broadcasts feeding elementwise ops, `ones * g` -> g, a uniform matrix times
-    y -> scaled column sums of y.
+    y -> scaled column sums of y, a 2-D transpose feeding a matmul -> gemm's flag.
 
     Preserves: play(result, *args) == play(tape, *args) with the same dtypes and shapes
     (up to rounding of reassociated sums), NaN and inf included. Impure ops and guarded

@@ -17,7 +17,7 @@ from ..ir import Tape, Var
 from .graph import last_uses
 
 # ops whose array result is always a fresh array the op owns
-FRESH = {"matmul", "sum", "prod", "max", "min", "cumsum", "cumprod", "any", "all", "argmax",
+FRESH = {"matmul", "gemm", "sum", "prod", "max", "min", "cumsum", "cumprod", "any", "all", "argmax",
          "argmin", "concatenate", "untake", "where", "astype", "full", "sort", "argsort",
          "round"}
 

@@ -106,6 +106,8 @@ jvp_all("untake", _untake_jvp)
 
 # -- products -----------------------------------------------------------------------------
 jvp("matmul", lambda g, ans, x, y: np.matmul(g, y), lambda g, ans, x, y: np.matmul(x, g))
+jvp("gemm", lambda g, ans, a, b, **kw: bind(P.gemm, g, b, **kw),
+    lambda g, ans, a, b, **kw: bind(P.gemm, a, g, **kw))
 
 
 def _einsum_jvp(gs, ans, *xs, subscripts):

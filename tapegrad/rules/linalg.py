@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ..ir import prims as P
+from ..trace import bind
 from . import vjp, vjp_all
 
 
@@ -24,6 +26,17 @@ def _matmul_y(g, ans, x, y):
 
 
 vjp("matmul", _matmul_x, _matmul_y)
+
+
+def gemm(a, b, ta=False, tb=False):
+    return bind(P.gemm, a, b, **dict(P.gemm_params(ta, tb)))
+
+
+# C = op(A) op(B): dop(A) = g op(B)^T and dop(B) = op(A)^T g, transposed back where the
+# flag is set, each one gemm again (so second order stays gemm)
+vjp("gemm",
+    lambda g, ans, a, b, ta=False, tb=False: gemm(b, g, tb, True) if ta else gemm(g, b, False, not tb),
+    lambda g, ans, a, b, ta=False, tb=False: gemm(g, a, True, ta) if tb else gemm(a, g, not ta, False))
 
 
 def _einsum_vjp(g, ans, *xs, subscripts):
