@@ -35,47 +35,60 @@ def fuse(tape: Tape) -> Tape:
     """Mark maximal convex groups of same-shape elementwise ops (plus a trailing
     reduction) with `Op.group`, and make each group contiguous in the op list.
 
+    Groups grow from consumers to producers (the tape is walked backwards): an op joins
+    the group of the first op reading it, as in XLA's producer-consumer fusion. On a
+    gradient tape that keeps backward work next to where it is used: `(1 - h*h) * dh`
+    is one group after `dh`, instead of `1 - h*h` joining the forward `tanh(h)` group
+    and holding an extra array through the whole backward pass.
+
     Preserves: play(result, *args) == play(tape, *args) (ops are only reordered, in a
     topological order). Groups have at least two ops. A buffer plan is dropped (the
     order changed); run `reuse_buffers` after.
     """
     ops = tape.ops
     defs = {v.id: i for i, op in enumerate(ops) for v in op.outputs}
+    readers = {}  # op index -> indices of the ops reading one of its values, in order
+    for i, op in enumerate(ops):
+        for a in op.inputs:
+            if isinstance(a, Var) and a.id in defs:
+                readers.setdefault(defs[a.id], []).append(i)
     group = {}  # op index -> group id
-    shape, closed, members = {}, set(), {}
-    dag = nx.DiGraph()  # the tape with each group contracted to one node, grown as we go
+    shape, tail, members = {}, set(), {}
+    dag = nx.DiGraph()  # the ops after the current one, each group contracted to one node
 
     def node(i):
         return ("g", group[i]) if i in group else ("op", i)
 
-    for i, op in enumerate(ops):
-        ins = [a for a in op.inputs if isinstance(a, Var) and a.id in defs]
+    for i in range(len(ops) - 1, -1, -1):
+        op = ops[i]
+        outs = list(dict.fromkeys(readers.get(i, ())))
         cands = []
         if _joinable(op):
-            cands = [group[defs[a.id]] for a in ins if defs[a.id] in group]
-            cands = [g for g in dict.fromkeys(cands)
-                     if g not in closed and shape[g] == op.out.shape]
-        elif op.prim.name in REDUCTIONS and len(ins) == 1 and defs[ins[0].id] in group:
-            g = group[defs[ins[0].id]]
-            if g not in closed and shape[g] == ins[0].shape and _trailing(op, len(ins[0].shape)):
-                cands = [g]
+            cands = [group[j] for j in outs if j in group]
+            cands = [g for g in dict.fromkeys(cands) if shape[g] == op.out.shape]
         for g in cands:
-            # convex: no outside input may already depend on the group
-            outside = {node(defs[a.id]) for a in ins} - {("g", g)}
-            if not any(nx.has_path(dag, ("g", g), n) for n in outside):
+            # convex: no reader outside the group may lead back into it
+            outside = {node(j) for j in outs} - {("g", g)}
+            if not any(nx.has_path(dag, n, ("g", g)) for n in outside):
                 group[i] = g
                 members[g].append(i)
-                if not _joinable(op):
-                    closed.add(g)
                 break
         else:
+            ins = [a for a in op.inputs if isinstance(a, Var)]
             if _joinable(op):
                 g = len(shape) + 1
                 group[i], shape[g], members[g] = g, op.out.shape, [i]
+            elif op.prim.name in REDUCTIONS and len(ins) == 1 and ins[0].shape \
+                    and _trailing(op, len(ins[0].shape)):
+                g = len(shape) + 1  # a reduction closes the group its producers join
+                group[i], shape[g], members[g] = g, ins[0].shape, [i]
+                tail.add(g)
         dag.add_node(node(i))
-        for a in ins:
-            if node(defs[a.id]) != node(i):
-                dag.add_edge(node(defs[a.id]), node(i))
+        for j in outs:
+            if node(j) != node(i):
+                dag.add_edge(node(i), node(j))
+    for g in members:
+        members[g].sort()
     keep = {g for g, m in members.items() if len(m) > 1}
     number = {g: k for k, g in enumerate(sorted(keep, key=lambda g: members[g][0]), 1)}
 
