@@ -405,3 +405,37 @@ def test_rule_table_compiled_agrees(dtype):
         agree(tape, *new)
         checked += 1
     assert checked >= (40 if dtype == np.float64 else 12)
+
+
+def test_chain_block_reductions_agree():
+    """Small max/min/sum reductions and the loops around them run as one chain block:
+    NaN propagates through max/min like NumPy's, keepdims and full reductions, ints."""
+    def f(x, y):
+        m = np.max(x, axis=1, keepdims=True)
+        e = np.exp(x - m)
+        lse = m + np.log(np.sum(e, axis=1, keepdims=True))
+        lo = np.min(x * y, axis=0)
+        return np.sum((x - lse) * y) + np.sum(lo * lo) + np.max(x * y)
+
+    x, y = rng.standard_normal((6, 5)), rng.standard_normal((6, 5))
+    ct = agree(gtape(f, x, y), x, y)
+    assert ct.stats()["blocks"] >= 1
+    src = ct.source
+    assert "numba block: 0 matmuls" in src and "np.max(" not in src.split("\n\n\n")[0]
+    for bad in (np.nan, np.inf, -np.inf):
+        x2 = x.copy()
+        x2[2, 3] = bad
+        with np.errstate(all="ignore"):
+            want, got = tg.play(ct.tape, x2, y), tg.play(ct, x2, y)
+        np.testing.assert_array_equal(np.asarray(tree.flatten(got)[1][0]),
+                                      np.asarray(tree.flatten(want)[1][0]))
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    agree(gtape(f, x32, y32), x32, y32)
+
+    def g(a):
+        k = np.arange(20, dtype=np.int32).reshape(4, 5)
+        return np.sum(np.max(a * 2, axis=0) + np.min(a, axis=1, keepdims=True) + np.sum(a * k, axis=1)[:, None])
+
+    a = rng.integers(-5, 5, (4, 5)).astype(np.int32)
+    ct = agree(tg.trace(g, a)[1], a)
+    assert ct.stats()["blocks"] == 1

@@ -4,9 +4,11 @@ read and the loop region after them, as one deduplicated kernel (one call per RN
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from .kernels import _is_var, kernel_source
+from .kernels import _is_var, kernel_source, reduce_source
 
 # -- blocks: small matmuls and the loop after them in one kernel ------------------------------
 
@@ -21,6 +23,31 @@ def small_matmul(op) -> bool:
     v = op.outputs[0]
     return (len(a.shape) == 2 and len(b.shape) == 2 and a.dtype == b.dtype == v.dtype
             and v.dtype in _FLOATS and 0 < a.shape[0] * a.shape[1] * b.shape[1] <= BLOCK_MATMUL_MAX)
+
+
+CHAIN_MAX_SIZE = 1 << 14  # elements: larger regions and reductions run alone (NumPy or loop)
+_REDUCE_DTYPES = {np.dtype(t) for t in ("float32", "float64", "int32", "int64")}
+
+
+def small_reduce(op) -> bool:
+    """A `max`/`min`/`sum` over a small array that a chain block runs as a loop (NumPy's
+    reduction set-up costs 5-25 us: W3's max over [128, 10] took 23 us)."""
+    if op.prim.name not in ("max", "min", "sum") or len(op.inputs) != 1 or \
+            len(op.outputs) != 1 or not _is_var(op.inputs[0]) or set(op.kw) - {"axis", "keepdims"}:
+        return False
+    a, v = op.inputs[0], op.outputs[0]
+    if not a.shape or a.dtype not in _REDUCE_DTYPES or v.dtype not in _REDUCE_DTYPES:
+        return False
+    if op.prim.name != "sum" and (v.dtype != a.dtype or 0 in a.shape):
+        return False
+    return int(np.prod(a.shape)) <= CHAIN_MAX_SIZE
+
+
+def chainable(r) -> bool:
+    """A region a chain block may run: a loop, or a one-op NumPy region on a small array."""
+    if r.size > CHAIN_MAX_SIZE:
+        return False
+    return r.mode == "loop" or (r.n_compute() == 1 and not r.reds)
 
 
 def transpose2(op) -> bool:
@@ -58,26 +85,45 @@ def form_blocks(steps, tape, uniform):
     counter = [0]
 
     def close():
-        if not any(kind == "op" and x.prim.name == "matmul" for kind, x in cur) or \
-                not any(kind == "region" for kind, _ in cur):
-            out.extend(cur)
-        else:
+        regions = [x for kind, x in cur if kind == "region"]
+        work = len(regions) + sum(1 for kind, x in cur if kind == "op" and x.prim.name != "transpose")
+        if regions and (has_mm() or work >= 2):
+            for r in regions:
+                if r.mode != "loop":
+                    r.mode, r.why = "loop", "one op, in a chain block"
             b = Block(f"b{counter[0]}")
             counter[0] += 1
             b.items = list(cur)
             out.append(("block", b))
+        else:
+            out.extend(cur)
         cur.clear()
 
     pending = set()  # vars computed by the open block
+
+    def has_mm():
+        return any(kind == "op" and x.prim.name == "matmul" for kind, x in cur)
+
     for kind, x in steps:
-        if kind == "op" and (small_matmul(x) or transpose2(x)):
+        if kind == "op" and small_matmul(x) and cur and not has_mm() and any(
+                kind2 == "region" or small_reduce(y) for kind2, y in cur):
+            close()  # a chain (loops, reductions) ends where a matmul block starts
+            pending.clear()
+        if kind == "op" and (small_matmul(x) or transpose2(x) or small_reduce(x)):
             cur.append((kind, x))
             pending.update(v.id for v in x.outputs)
             continue
-        if kind == "region" and x.mode == "loop" and cur:
-            cur.append((kind, x))
+        if kind == "region" and cur and has_mm():
+            if x.mode == "loop":  # small matmuls and the loop after them
+                cur.append((kind, x))
+                close()
+                pending.clear()
+                continue
             close()
             pending.clear()
+        if kind == "region" and chainable(x):  # a chain of small loops and reductions
+            cur.append((kind, x))
+            pending.update(v.id for op in x.ops for v in op.outputs)
             continue
         if cur and (kind == "fold" or (kind == "op" and x.prim.pure and not any(
                 _is_var(a) and a.id in pending for a in x.inputs))):
@@ -140,9 +186,33 @@ def form_blocks(steps, tape, uniform):
     return final
 
 
+_LOCAL_NAME = re.compile(r"\b(?:[ato]\d+|x|m|o|v\d+(?:_i|_out)?)\b")  # v7: tape names
+
+
+def _inline(src: str, arg_names, lhs: str, tag: str) -> list:
+    """The body of generated loop function `src` as lines of the block's function: its
+    locals renamed `<tag>_<name>` (loop nests share only their integer bounds and indices
+    `n0`, `i0`), its parameters
+    bound to `arg_names`, its `return (...)` assigned to `lhs`. One function of several
+    loop nests compiles several times faster in Numba than one function per nest (W3's
+    chain of 11: 0.7 s against 4 s)."""
+    lines = src.rstrip("\n").split("\n")
+    head, body, ret = lines[0], lines[1:-1], lines[-1].strip()
+    params = [p.strip() for p in head[head.index("(") + 1:head.rindex(")")].split(",") if p.strip()]
+
+    def ren(text):
+        return _LOCAL_NAME.sub(lambda mt: f"{tag}_{mt.group(0)}", text)
+
+    out = [f"    {ren(p)} = {a}" for p, a in zip(params, arg_names)]
+    out += [ren(ln) for ln in body]
+    out.append(f"    {lhs}, = {ren(ret[len('return '):])}")
+    return out
+
+
 def block_source(b: Block, consts, uniform, canonical: bool, fname="kernel") -> str:
-    """Module body for block `b`: one function per loop region, then `fname` calling them
-    and `np.dot`. Canonical names (a0, t3, r0) make equal blocks equal text."""
+    """Module body for block `b`: one function running its items in order, each loop
+    region and reduction inlined as its own loop nest, matmuls as `np.dot`. Canonical
+    names (a0, t3, r0_t1) make equal blocks equal text."""
     names = {}
     for k, a in enumerate(b.inputs):
         names[a.id] = f"a{k}" if canonical else f"v{a.id}"
@@ -154,22 +224,30 @@ def block_source(b: Block, consts, uniform, canonical: bool, fname="kernel") -> 
             counter[0] += 1
         return names[v.id]
 
-    funcs = []
+    nests = [0]
     body = []
     for kind, x in b.items:
+        tag = f"r{nests[0]}"
         if kind == "op":
             v = x.outputs[0]
             if x.prim.name == "matmul":
                 body.append(f"    {local(v)} = np.dot({names[x.inputs[0].id]}, {names[x.inputs[1].id]})")
+            elif x.prim.name != "transpose":  # a reduction
+                nests[0] += 1
+                src, _, _ = reduce_source(x, canonical=canonical)
+                if not canonical:
+                    body.append(f"    # {x.prim.name} over {list(x.inputs[0].shape)}")
+                body += _inline(src, [names[x.inputs[0].id]], local(v), tag)
             else:
                 body.append(f"    {local(v)} = {names[x.inputs[0].id]}.T")
             continue
-        rname = f"r{len(funcs)}" if canonical else f"g{x.index}"
-        src, args, outs = kernel_source(x, consts, uniform, canonical=canonical, fname=rname)
-        funcs.append(src)
+        nests[0] += 1
+        src, args, outs = kernel_source(x, consts, uniform, canonical=canonical)
+        if not canonical:
+            body.append(f"    # g{x.index}: {len(x.ops)} ops over {list(x.shape)}")
         lhs = ", ".join(local(v) for v in outs)
-        body.append(f"    {lhs}, = {rname}({', '.join(names[a.id] for a in args)})")
+        body += _inline(src, [names[a.id] for a in args], lhs, tag)
     params = ", ".join(names[a.id] for a in b.inputs)
     ret = "".join(names[v.id] + ", " for v in b.outputs)
     main = f"def {fname}({params}):\n" + "\n".join(body) + f"\n    return ({ret})\n"
-    return funcs, main
+    return [], main

@@ -463,3 +463,55 @@ def kernel_source(r: Region, consts, uniform, canonical: bool, fname="kernel") -
                        for v in ext)
     src = [f"def {fname}({params}):"] + lines + body + [f"{ind}return ({', '.join(rets)},)"]
     return "\n".join(src) + "\n", list(ext), list(outs)
+
+
+def reduce_source(op, canonical: bool, fname="kernel") -> tuple:
+    """Source of a loop function for a standalone `max`/`min`/`sum` over any axes (a block
+    item, `blocks.small_reduce`). -> (source, arg Vars, output Vars). Max/min propagate NaN
+    like NumPy (`x > m or x != x`) and start from the first element along the reduced axes;
+    sums accumulate in float64/int64 like region sums."""
+    a = op.inputs[0]
+    v = op.outputs[0]
+    name = op.prim.name
+    d = len(a.shape)
+    axes = red_axes(op, d)
+    keep = bool(op.kw.get("keepdims"))
+    src = "a0" if canonical else f"v{a.id}"
+    ind = "    "
+    lines = [f"def {fname}({src}):"] + [f"{ind}n{k} = {src}.shape[{k}]" for k in range(d)]
+    full = v.shape == ()
+    oix = ", ".join("0" if j in axes else f"i{j}" for j in range(d) if j not in axes or keep)
+    o = "o" if full else f"o[{oix}]"
+    kept = [k for k in range(d) if k not in axes]
+    ad = acc_dtype(v.dtype) if name == "sum" else v.dtype
+    if not full:
+        shp = ", ".join("1" if j in axes else f"n{j}" for j in range(d) if j not in axes or keep)
+        alloc = "np.zeros" if name == "sum" else "np.empty"
+        lines.append(f"{ind}o = {alloc}(({shp},), np.{ad.name})")
+    if name == "sum":
+        if full:
+            lines.append(f"{ind}o = {literal(0, ad)}")
+    else:  # start from the element at index 0 of every reduced axis
+        for depth, k in enumerate(kept):
+            lines.append(ind * (depth + 1) + f"for i{k} in range(n{k}):")
+        first = ", ".join("0" if j in axes else f"i{j}" for j in range(d))
+        lines.append(ind * (len(kept) + 1) + f"{o} = {src}[{first}]")
+    for k in range(d):
+        lines.append(ind * (k + 1) + f"for i{k} in range(n{k}):")
+    bi = ind * (d + 1)
+    lines.append(f"{bi}x = {src}[{', '.join(f'i{k}' for k in range(d))}]")
+    if name == "sum":
+        lines.append(f"{bi}{o} += {cast('x', a.dtype, ad)}")
+    else:
+        cmp = ">" if name == "max" else "<"
+        m = "m" if full else "m"
+        lines.append(f"{bi}{m} = {o}")
+        lines.append(f"{bi}if x {cmp} {m} or x != x:")
+        lines.append(f"{bi}{ind}{o} = x")
+    if full:
+        ret = cast("o", ad, v.dtype) if name == "sum" else "o"
+    else:
+        ret = f"o.astype(np.{v.dtype.name})" if ad != v.dtype else "o"
+    lines.append(f"{ind}return ({ret},)")
+    return "\n".join(lines) + "\n", [a], [v]
+
