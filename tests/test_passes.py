@@ -364,3 +364,29 @@ def test_mlp_784_256_10_pass_goals():
 
     for want, got in zip(run(raw, list(args)), run(opt, list(args))):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_fuse_puts_backward_work_with_its_consumer():
+    # tanh's derivative (1 - h*h) joins the group that multiplies it by dh, after dh's
+    # GEMM, not the forward tanh (which would keep 1 - h*h alive across the backward)
+    r = np.random.default_rng(5)
+    W, x, V = r.normal(size=(3, 4)), r.normal(size=(2, 3)), r.normal(size=(4, 2))
+    raw = grad_call(lambda W, x, V: np.sum((np.tanh(x @ W) @ V) ** 2), (W, x, V), argnums=(0,))[2]
+    opt = optimize(raw, [cse, fold, cse, dce, fuse])
+    assert body(opt) == """\
+tape(%1::float64[3,4], %2::float64[2,3], %3::float64[4,2]) -> (%8, %18)
+  %4 = matmul(%2, %1)::float64[2,4]
+  %5 = tanh(%4)::float64[2,4]
+  %6 = matmul(%5, %3)::float64[2,2]
+  %7 = power(%6, 2)::float64[2,2] [g1]
+  %8 = sum(%7)::float64[] [g1]
+  %11 = multiply(2, %6)::float64[2,2]
+  %13 = gemm(%11, %3, tb=True)::float64[2,4]
+  %14 = multiply(%5, %5)::float64[2,4] [g2]
+  %15 = subtract(1.0, %14)::float64[2,4] [g2]
+  %16 = multiply(%13, %15)::float64[2,4] [g2]
+  %18 = gemm(%2, %16, ta=True)::float64[3,4]"""
+    from tapegrad.backends.interpret import run
+
+    for want, got in zip(run(raw, [W, x, V]), run(opt, [W, x, V])):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
