@@ -40,12 +40,12 @@ class GradResult:
         lz = self._lazy
         t = lz.t
         where = lz.leaves([i])
-        cts, used = lz.run(where, zeros=_is_plain_leaf(t.args[i]))
+        cts, used = lz.values(where, zeros=_is_plain_leaf(t.args[i]))
         grads = [None] * len(lz.t.arg_leaves)
         grads[i] = [None] * len(t.arg_leaves[i])
         used_by_leaf = [[False] * len(lv) for lv in t.arg_leaves]
         for (a, j), c, u in zip(where, cts, used):
-            grads[a][j] = None if c is None else c.value
+            grads[a][j] = c
             used_by_leaf[a][j] = u
         return _yota_format([lz.args[k] if k == i else None for k in range(len(t.args))],
                             grads, t.arg_paths, used_by_leaf)[i]

@@ -16,8 +16,8 @@ from . import tree
 from .errors import TraceError
 from .ir import Const, Var
 from .passes import keep_example
-from .passes.reverse import backward, owned, zeros_like_var
-from .trace import Trace, Tracer, _stack, new_trace
+from .passes.reverse import backward, backward_values, owned, owned_values, zeros_like_var
+from .trace import DEBUG_NANS, Trace, Tracer, _stack, new_trace
 
 
 class Slot:
@@ -216,6 +216,8 @@ class LazyGrads:
         self.n_forward_ops = len(tr.tape.ops)
         self.bw_state = {"ops": list(tr.tape.ops)}  # shared by the per-argument passes
         self.pending = set(self.leaves(range(len(args))))  # differentiable leaves not yet asked
+        # the same for the passes on values (`values`)
+        self.value_state = {"ops": self.bw_state["ops"], "pending": set(self.pending)}
         self.lock = threading.Lock()
 
     def leaves(self, argnums):
@@ -241,6 +243,38 @@ class LazyGrads:
                 cts = [c if c is not None else zeros_like_var(tr, w) for c, w in zip(cts, wrt)]
             cts = owned(tr, cts, [x for lv in t.arg_leaves for x in lv])
         return cts, used
+
+    def values(self, where, zeros=True):
+        """Reverse pass w.r.t. the leaves `where`: -> (gradient values or None, used).
+
+        Runs the rules on values (`backward_values`: nothing recorded, as HIPS autograd
+        does). The recorded pass (`run`) stays the reference: it serves `tg.debug_nans()`
+        (which checks each backward op), and any pass where a rule fails on plain values
+        (rules are written for traced values: an error there is raised, or not, as the
+        recorded pass decides), from then on."""
+        if not DEBUG_NANS[0] and not self.value_state.get("failed"):
+            t = self.t
+            if _stack():
+                raise TraceError("a lazy gradient was read inside another trace; read g[i] outside it")
+            with self.lock:
+                state = self.value_state
+                try:
+                    wrt = [t.in_tracers[i][j].node for i, j in where]
+                    state["keep"] = bool(state["pending"] - set(where))
+                    cts = (backward_values(self.trace, self.out_atom, wrt, state=state)
+                           if isinstance(self.out_atom, Var) else [None] * len(wrt))
+                except Exception:
+                    state.clear()
+                    state["failed"] = True  # its cotangents are partial: not used again
+                else:
+                    state["pending"] -= set(where)
+                    used = [c is not None for c in cts]
+                    if zeros:
+                        cts = [c if c is not None else np.full(w.shape, 0, dtype=w.dtype)
+                               for c, w in zip(cts, wrt)]
+                    return owned_values(cts, [x for lv in t.arg_leaves for x in lv]), used
+        cts, used = self.run(where, zeros)
+        return [None if c is None else c.value for c in cts], used
 
     def full_tape(self):
         """The gradient tape w.r.t. every leaf: forward ops plus one full reverse pass."""

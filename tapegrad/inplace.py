@@ -24,6 +24,7 @@ is no hook), where the message suggests `np.zeros(..., like=A)`, which makes `B`
 
 from __future__ import annotations
 
+import bisect
 import dis
 import sys
 import weakref
@@ -74,10 +75,22 @@ def fresh(t):
 
 
 def _producer(tape, var):
-    for op in reversed(tape.ops):
+    # ops are appended in order of their (increasing) output ids, so the producer is found
+    # by bisection: a view of an input would otherwise walk the whole tape, per view traced
+    ops = tape.ops
+    i = len(ops)
+    if i and _first_id(ops[-1]) > var.id:
+        i = bisect.bisect_right(ops, var.id, key=_first_id)
+    while i > 0:
+        i -= 1
+        op = ops[i]
         if op.outputs and op.outputs[0].id <= var.id:
             return op if var in op.outputs else None
     return None
+
+
+def _first_id(op):
+    return op.outputs[0].id if op.outputs else -1
 
 
 def _chain(r, bases):

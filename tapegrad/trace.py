@@ -125,15 +125,35 @@ class Trace:
                 out_vars.append(tape.new_var(*aval(o)))
         out_vars = tuple(out_vars)
         op = Op(prim, tuple(inputs), out_vars, params,
-                loc=self.loc if self.loc is not None else user_loc(), note=self.note)
-        self.tape.ops.append(op)
-        if prim.pure and all(type(a) is Const or a.id in self.const_ids for a in inputs):
+                self.loc if self.loc is not None else user_loc(), self.note)
+        tape.ops.append(op)
+        if prim.pure and _all_constant(self.const_ids, inputs):
             self.const_ids.update(v.id for v in out_vars)
+        values = self.values
         for v, o in zip(out_vars, outs):
-            self.values[v.id] = o
+            values[v.id] = o
         if DEBUG_NANS[0]:
-            check_nans(op, [a.value if isinstance(a, Const) else self.values[a.id] for a in inputs], outs)
+            check_nans(op, [a.value if type(a) is Const else values[a.id] for a in inputs], outs)
         return out_vars
+
+    def _record1(self, prim, inputs: tuple, params: tuple, out) -> Var:
+        """`_record` for one output (the common case, kept lean: it runs once per op)."""
+        tape = self.tape
+        vid = tape.next_id
+        if isinstance(out, (np.ndarray, np.generic)):
+            var = Var(vid, out.dtype, out.shape)
+            tape.next_id = vid + 1
+        else:
+            var = tape.new_var(*aval(out))
+        loc = self.loc
+        op = Op(prim, inputs, (var,), params, user_loc() if loc is None else loc, self.note)
+        tape.ops.append(op)
+        if prim.pure and _all_constant(self.const_ids, inputs):
+            self.const_ids.add(var.id)
+        self.values[var.id] = out
+        if DEBUG_NANS[0]:
+            check_nans(op, [a.value if type(a) is Const else self.values[a.id] for a in inputs], (out,))
+        return var
 
     def tracer(self, atom) -> "Tracer | object":
         """A Tracer (or plain constant) for an atom of this tape, for use in rules."""
@@ -236,27 +256,51 @@ def _top_trace(args):
     return top
 
 
+def _all_constant(const_ids, inputs) -> bool:
+    """Whether every input atom depends on no input of the trace (see `Trace.const_ids`)."""
+    for a in inputs:
+        if type(a) is not Const and a.id not in const_ids:
+            return False
+    return True
+
+
 def bind(prim, *args, **params):
     """Apply `prim` to `args`, recording it on the innermost trace among them."""
-    trace = _top_trace(args)
+    trace = None
+    for a in args:
+        if isinstance(a, Tracer):
+            t = a._trace
+            if t is not trace:
+                if t.closed or t.thread != threading.get_ident():
+                    raise TraceError(escaped_message(a))
+                if trace is None or t.level > trace.level:
+                    trace = t
     if trace is None:
         return prim.impl(*args, **params)
     vals = []
     nested = False
+    plain = True  # every argument a Tracer of `trace`: no atoms to make
     for a in args:
         if type(a) is Tracer and a._trace is trace:
             a = a.value
+        else:
+            plain = False
+        if type(a) is Tracer:
+            nested = True
         vals.append(a)
-        nested = nested or type(a) is Tracer
     if trace.ones and prim is _MULTIPLY:
         kept = _times_one(trace, args)
         if kept is not None:
             return kept
     out = bind(prim, *vals, **params) if nested else prim.impl(*vals, **params)
-    inputs = [a.node if type(a) is Tracer and a._trace is trace else trace.atom(a) for a in args]
+    if plain:
+        inputs = tuple([a.node for a in args])
+    else:
+        inputs = tuple([a.node if type(a) is Tracer and a._trace is trace else trace.atom(a)
+                        for a in args])
     params = tuple(sorted(params.items())) if params else ()
     if not prim.multiple_results:
-        var = trace._record(prim, inputs, params, (out,))[0]
+        var = trace._record1(prim, inputs, params, out)
         if prim in _SPREAD and _is_one(trace, inputs[0]):
             trace.ones.add(var.id)
         return Tracer(trace, var, out)
@@ -427,7 +471,8 @@ for _name, _uf in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
 for _name, _uf in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
                    ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
     setattr(Tracer, f"__{_name}__", _binop(_uf)[0])
-Tracer.__neg__ = lambda self: np.negative(self)
+_NEGATIVE, _ABSOLUTE = P.ufunc_prim(np.negative), P.ufunc_prim(np.absolute)
+Tracer.__neg__ = lambda self: bind(_NEGATIVE, self)  # what np.negative(self) records
 Tracer.__pos__ = lambda self: self
-Tracer.__abs__ = lambda self: np.absolute(self)
+Tracer.__abs__ = lambda self: bind(_ABSOLUTE, self)
 Tracer.__invert__ = lambda self: np.logical_not(self) if self.dtype == bool else np.invert(self)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError
-from ..trace import Tracer, user_loc
+from ..trace import Tracer, bind, user_loc
 from .base import HANDLERS, _check_out, _dtype, _ndim, _shape, handles  # noqa: F401
 from .indexing import *  # noqa: F401,F403
 from .indexing import _expand_none, _like, _static_int, encode_index, getitem, imag, real  # noqa: F401
@@ -21,7 +21,7 @@ from .reductions import *  # noqa: F401,F403
 from .reductions import _count, _reduction  # noqa: F401
 from .shape import *  # noqa: F401,F403
 from .shape import astype, reshape, transpose  # noqa: F401
-from .ufuncs import _matmul, handle_ufunc  # noqa: F401
+from .ufuncs import CALL_PRIMS, _matmul, handle_ufunc  # noqa: F401
 
 # -- methods on Tracer: one path, through the handlers above --------------------------------
 
@@ -62,11 +62,23 @@ Tracer.sort = lambda self, *a, **k: (_ for _ in ()).throw(
 
 
 def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
-    # NEP 13: defer to operands with their own __array_ufunc__ (tg.Param), so `tracer + param` works
-    if any(not isinstance(x, (Tracer, np.ndarray)) and hasattr(type(x), "__array_ufunc__")
-           for x in inputs):
-        return NotImplemented
+    for x in inputs:
+        t = type(x)
+        if t is not Tracer and t is not np.ndarray:
+            defers = _DEFERS.get(t)
+            if defers is None:
+                defers = _DEFERS[t] = (not issubclass(t, (Tracer, np.ndarray))
+                                       and hasattr(t, "__array_ufunc__"))
+            if defers:  # NEP 13: defer to operands with their own __array_ufunc__ (tg.Param),
+                return NotImplemented  # so `tracer + param` works
+    if method == "__call__" and not kwargs:
+        prim = CALL_PRIMS.get(ufunc)
+        if prim is not None:
+            return bind(prim, *inputs)
     return handle_ufunc(ufunc, method, inputs, kwargs)
+
+
+_DEFERS: dict = {}  # type -> whether it has an __array_ufunc__ of its own
 
 
 def _array_function(self, func, types, args, kwargs):

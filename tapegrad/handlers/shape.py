@@ -3,6 +3,8 @@ squeeze, atleast_*."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import TraceError
@@ -31,21 +33,22 @@ def reshape(x, shape, order="C"):
         raise TraceError("reshape with order other than 'C' is not supported on traced values")
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
-    shape = tuple(int(s) for s in shape)
-    size = int(np.prod(_shape(x), dtype=np.int64))
+    shape = tuple([int(s) for s in shape])
+    xshape = tuple(_shape(x))
+    size = math.prod(xshape)
     if -1 in shape:
-        known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
-        shape = tuple(size // known if s == -1 and known else s for s in shape)
-    if shape == tuple(_shape(x)):
+        known = math.prod([s for s in shape if s != -1])
+        shape = tuple([size // known if s == -1 and known else s for s in shape])
+    if shape == xshape:
         return x
-    if int(np.prod(shape, dtype=np.int64)) != size:
+    if math.prod(shape) != size:
         raise ValueError(f"cannot reshape array of size {size} into shape {shape}")
     return bind(P.reshape, x, shape=shape)
 
 
 def transpose(x, axes=None):
     n = _ndim(x)
-    axes = tuple(range(n))[::-1] if axes is None else tuple(int(a) % n for a in axes)
+    axes = tuple(range(n - 1, -1, -1)) if axes is None else tuple([int(a) % n for a in axes])
     if axes == tuple(range(n)):
         return x
     return bind(P.transpose, x, axes=axes)
@@ -59,7 +62,8 @@ def astype(x, dtype, copy=True, **_):
 
 
 def broadcast_to(x, shape, subok=False):
-    shape = tuple(int(s) for s in ((shape,) if np.isscalar(shape) else shape))
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(
+        [int(s) for s in ((shape,) if np.isscalar(shape) else shape)])
     if tuple(_shape(x)) == shape:
         return x
     return bind(P.broadcast_to, x, shape=shape)

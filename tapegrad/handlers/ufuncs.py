@@ -13,6 +13,10 @@ from .shape import astype, reshape
 
 # -- ufuncs ---------------------------------------------------------------------------------
 
+# ufunc -> its primitive, for plain calls (no keywords): `__array_ufunc__` binds these
+# directly. Filled as ufuncs are met; np.positive and np.matmul are never in it.
+CALL_PRIMS: dict = {}
+
 _REDUCE = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.minimum: "min",
            np.logical_and: "all", np.logical_or: "any"}
 
@@ -37,9 +41,10 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
             return inputs[0]
         if ufunc is np.matmul:
             return _matmul(*inputs)
-        if ufunc is np.true_divide:
-            ufunc = np.divide
-        return bind(P.ufunc_prim(ufunc), *inputs)
+        prim = P.ufunc_prim(np.divide if ufunc is np.true_divide else ufunc)
+        if dtype is None and not kwargs:
+            CALL_PRIMS[ufunc] = prim
+        return bind(prim, *inputs)
     if method == "reduce" and ufunc in _REDUCE:
         (x,) = inputs
         extra = set(kwargs) - {"axis", "keepdims", "initial"}

@@ -28,17 +28,23 @@ def active_vars(ops, wrt_ids) -> set:
     """Ids of vars that depend on any of `wrt_ids` through inexact values."""
     active = set(wrt_ids)
     for op in ops:
-        if any(isinstance(a, Var) and a.id in active for a in op.inputs):
-            for v in op.outputs:
-                if _inexact(v.dtype):
-                    active.add(v.id)
+        for a in op.inputs:
+            if type(a) is Var and a.id in active:
+                for v in op.outputs:
+                    if v.dtype.kind in "fc":
+                        active.add(v.id)
+                break
     return active
 
 
 def unbroadcast(trace: Trace, c, var):
     """Sum a cotangent back to `var`'s shape and cast it to `var`'s dtype."""
     shape = var.shape
-    if not isinstance(c, Tracer):
+    if type(c) is Tracer:
+        node = c.node
+        if node.shape == shape and node.dtype == var.dtype:
+            return c  # the common case: nothing to do
+    else:
         c = Tracer(trace, trace.atom(np.asarray(c)), np.asarray(c))
     cshape = c.shape
     if len(cshape) < len(shape):  # a rule may return a cotangent that broadcasts up
@@ -87,31 +93,41 @@ def backward(trace: Trace, out, wrt: list, seed=None, state: dict | None = None)
         done = state.setdefault("done", set())
         # cotangents stay for a later call, unless the caller says this is the last one
         take = dict.get if state.get("keep", True) else dict.pop
+    values = trace.values
+    d_out = f"d%{out.id}/d"
     saved = trace.note, trace.loc
     try:  # notes and lines are set directly: a context manager per rule costs microseconds
         for op in reversed(ops):
+            outputs = op.outputs
             # a wrt var made by an op keeps its cotangent: differentiated as if independent
-            gs = [None if v.id in wrt_set else take(ct, v.id, None) for v in op.outputs]
-            if all(g is None for g in gs):
-                continue
-            todo = [i for i, a in enumerate(op.inputs)
-                    if isinstance(a, Var) and a.id in active and a.id not in done]
+            if len(outputs) == 1:
+                v = outputs[0]
+                g = None if v.id in wrt_set else take(ct, v.id, None)
+                if g is None:
+                    continue
+            else:
+                gs = [None if v.id in wrt_set else take(ct, v.id, None) for v in outputs]
+                if all(g is None for g in gs):
+                    continue
+            inputs = op.inputs
+            todo = [i for i, a in enumerate(inputs)
+                    if type(a) is Var and a.id in active and a.id not in done]
             if not todo:
                 continue
             trace.loc = op.loc
-            args = [trace.tracer(a) for a in op.inputs]
-            ans = [trace.tracer(v) for v in op.outputs]
+            args = [a.value if type(a) is Const else Tracer(trace, a, values[a.id]) for a in inputs]
             if op.prim.multiple_results:
                 g = tuple(g if g is not None else zeros_like_var(trace, v)
-                          for g, v in zip(gs, op.outputs))
-                ans = tuple(ans)
+                          for g, v in zip(gs, outputs))
+                ans = tuple([Tracer(trace, v, values[v.id]) for v in outputs])
             else:
-                g, ans = gs[0], ans[0]
-            params = op.kw
-            for i, c in _cotangents(op, todo, g, ans, args, params, trace, out):
-                a = op.inputs[i]
-                trace.note = f"d%{out.id}/d%{a.id}"
-                c = unbroadcast(trace, c, a)
+                ans = Tracer(trace, v, values[v.id])
+            params = dict(op.params) if op.params else _NO_PARAMS
+            for i, c in _cotangents(op, todo, g, ans, args, params, trace, d_out):
+                a = inputs[i]
+                trace.note = f"{d_out}%{a.id}"
+                if type(c) is not Tracer or c.node.shape != a.shape or c.node.dtype != a.dtype:
+                    c = unbroadcast(trace, c, a)
                 prev = ct.get(a.id)
                 ct[a.id] = c if prev is None else prev + c
     finally:
@@ -121,10 +137,13 @@ def backward(trace: Trace, out, wrt: list, seed=None, state: dict | None = None)
     return [ct.get(i) for i in wrt_ids]
 
 
-def _cotangents(op, todo, g, ans, args, params, trace, out):
+_NO_PARAMS: dict = {}  # never written: `**params` makes a fresh dict per call
+
+
+def _cotangents(op, todo, g, ans, args, params, trace, d_out):
     prim = op.prim
     if prim in VJPS_ALL:
-        trace.note = f"d%{out.id}/d({', '.join(repr(op.inputs[i]) for i in todo)})"
+        trace.note = f"{d_out}({', '.join(repr(op.inputs[i]) for i in todo)})"
         cs = VJPS_ALL[prim](g, ans, *args, **params)
         for i in todo:
             if cs[i] is not None:
@@ -139,10 +158,158 @@ def _cotangents(op, todo, g, ans, args, params, trace, out):
             raise NoDerivativeError(
                 f"no derivative rule for primitive '{prim.name}' (argument {i}), needed at "
                 f"{format_op(op)}" + (f" ({op.loc})" if op.loc else ""))
-        trace.note = f"d%{out.id}/d{op.inputs[i]!r}"
+        trace.note = f"{d_out}{op.inputs[i]!r}"
         c = maker(g, ans, *args, **params)
         if c is not None:
             yield i, c
+
+
+def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> list:
+    """`backward` on concrete values: the same rules, in the same order, called on the
+    values the trace holds instead of its Tracers, so nothing is recorded (HIPS autograd's
+    way). -> cotangent values of `wrt`, or None where the output does not depend on them.
+
+    For a finished top-level trace whose gradients are wanted as values (`g[i]` of the
+    Yota form): recording every backward op costs microseconds per op, and nothing reads
+    those ops (`g.tape` runs its own recorded pass). Rules see 0-d arrays where a trace
+    holds NumPy scalars, as they would see 0-d Tracers. `state` as for `backward`."""
+    if state is not None:
+        ops = state.setdefault("ops", list(trace.tape.ops))
+    else:
+        ops = list(trace.tape.ops)
+    wrt_ids = [w.id for w in wrt]
+    wrt_set = set(wrt_ids)
+    active = active_vars(ops, wrt_ids)
+    if not isinstance(out, Var) or out.id not in active:
+        return [None] * len(wrt)
+    if state is None:
+        ct, done, take = {out.id: out.dtype.type(1)}, (), dict.pop
+    else:
+        ct = state.setdefault("ct", {out.id: out.dtype.type(1)})
+        done = state.setdefault("done", set())
+        take = dict.get if state.get("keep", True) else dict.pop
+    values = trace.values
+    for op in reversed(ops):
+        outputs = op.outputs
+        if len(outputs) == 1:
+            v = outputs[0]
+            g = None if v.id in wrt_set else take(ct, v.id, None)
+            if g is None:
+                continue
+        else:
+            gs = [None if v.id in wrt_set else take(ct, v.id, None) for v in outputs]
+            if all(g is None for g in gs):
+                continue
+        inputs = op.inputs
+        todo = [i for i, a in enumerate(inputs)
+                if type(a) is Var and a.id in active and a.id not in done]
+        if not todo:
+            continue
+        prim = op.prim
+        args = [a.value if type(a) is Const else _array(values[a.id]) for a in inputs]
+        if prim.multiple_results:
+            g = tuple(_array(g) if g is not None else np.full(v.shape, 0, dtype=v.dtype)
+                      for g, v in zip(gs, outputs))
+            ans = tuple([_array(values[v.id]) for v in outputs])
+        else:
+            g, ans = _array(g), _array(values[v.id])
+            if prim is _MULTIPLY and VJPS.get(prim) is _MULTIPLY_RULES and _is_ones(g):
+                # the rules are g * y and g * x, and `ones * y` is exactly y (as in
+                # trace._times_one): no full-size multiply by the seed of a sum
+                for i in todo:
+                    y = args[1 - i]
+                    if (isinstance(y, np.ndarray) and y.shape == v.shape
+                            and np.result_type(g.dtype, y.dtype) == y.dtype):
+                        _accumulate(ct, inputs[i], y)
+                    else:
+                        _accumulate(ct, inputs[i], _MULTIPLY_RULES[i](g, ans, *args))
+                continue
+        params = dict(op.params) if op.params else _NO_PARAMS
+        if prim in VJPS_ALL:
+            cs = VJPS_ALL[prim](g, ans, *args, **params)
+            for i in todo:
+                if cs[i] is not None:
+                    _accumulate(ct, inputs[i], cs[i])
+            continue
+        makers = VJPS.get(prim)
+        for i in todo:
+            maker = makers[i] if makers is not None and i < len(makers) else None
+            if maker is None:
+                if makers is not None and i < len(makers):
+                    continue  # declared: no gradient through this argument
+                raise NoDerivativeError(
+                    f"no derivative rule for primitive '{prim.name}' (argument {i}), needed at "
+                    f"{format_op(op)}" + (f" ({op.loc})" if op.loc else ""))
+            c = maker(g, ans, *args, **params)
+            if c is not None:
+                _accumulate(ct, inputs[i], c)
+    if state is not None:
+        done |= active
+    return [ct.get(i) for i in wrt_ids]
+
+
+_MULTIPLY = P.ufunc_prim(np.multiply)
+_MULTIPLY_RULES = VJPS.get(_MULTIPLY)
+
+
+def _array(v):
+    """A NumPy scalar as a 0-d array: what a rule sees of a 0-d Tracer (np.isscalar is
+    False, it is no Python float)."""
+    return np.asarray(v) if isinstance(v, np.generic) else v
+
+
+def _is_ones(g) -> bool:
+    """Whether the array `g` is all ones, seen cheaply: one value broadcast (all strides 0)."""
+    return (isinstance(g, np.ndarray) and g.size > 1 and not any(g.strides)
+            and g.dtype.kind not in "bO" and g.flat[0] == 1)
+
+
+def _accumulate(ct: dict, var: Var, c) -> None:
+    """Add cotangent value `c` for `var` into `ct`, unbroadcast and cast to var's type."""
+    if not isinstance(c, (np.ndarray, np.generic)):
+        c = np.asarray(c)
+    if c.shape != var.shape or c.dtype != var.dtype:
+        c = _unbroadcast_value(c, var)
+    prev = ct.get(var.id)
+    ct[var.id] = c if prev is None else prev + c
+
+
+def _unbroadcast_value(c, var):
+    """`unbroadcast` on values."""
+    shape = var.shape
+    cshape = c.shape
+    if len(cshape) < len(shape):
+        c = np.broadcast_to(c, np.broadcast_shapes(tuple(cshape), tuple(shape)))
+        cshape = c.shape
+    if tuple(cshape) != tuple(shape):
+        lead = len(cshape) - len(shape)
+        axes = tuple(range(lead)) + tuple(
+            i + lead for i, s in enumerate(shape) if s == 1 and cshape[i + lead] != 1)
+        if axes:
+            c = np.sum(c, axis=axes, keepdims=False)
+        if tuple(np.shape(c)) != tuple(shape):
+            c = np.reshape(c, shape)
+    if c.dtype != var.dtype:
+        if c.dtype.kind == "c" and var.dtype.kind != "c":
+            c = np.real(c)
+        if c.dtype != var.dtype:
+            c = c.astype(var.dtype)
+    return c
+
+
+def owned_values(cts: list, inputs: list) -> list:
+    """`owned` on values: a gradient sharing memory with an input leaf or another gradient,
+    or read-only, is copied."""
+    arrays = [a for a in inputs if isinstance(a, np.ndarray)]
+    out = []
+    for v in cts:
+        if isinstance(v, np.ndarray) and (not v.flags.writeable or any(
+                np.may_share_memory(v, a) for a in arrays)):
+            v = np.array(v, copy=True)
+        if isinstance(v, np.ndarray):
+            arrays.append(v)
+        out.append(v)
+    return out
 
 
 def zeros_like_var(trace: Trace, var) -> Tracer:
