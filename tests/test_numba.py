@@ -194,15 +194,15 @@ def test_compile_returns_before_kernels_are_ready():
 
 
 def test_large_transcendental_region_uses_numpy():
-    def f(x):  # mostly transcendental: NumPy's SIMD tanh wins over a scalar-libm loop
-        return np.sum(np.sin(np.tanh(x)))
+    def f(x):  # mostly transcendental: NumPy's SIMD tanh wins over a scalar-libm loop; the
+        return np.sum(np.sin(np.tanh(x)))  # sin/cos stay in the loop, vectorised (_tg_sin)
 
     def g(x):  # W4: tanh and exp go to NumPy's SIMD loops, the rest is fused around them
         return np.sum(np.tanh(x) * np.exp(-x ** 2) + np.sin(x) * x)
 
     x = rng.standard_normal(1 << 15)
     ct = agree(vg_tape(f, x), x)
-    assert "numpy (" in ct.source and "NumPy SIMD" in ct.source
+    assert "NumPy SIMD" in ct.source and "_tg_cos(" in ct.source
     ct = agree(vg_tape(g, x), x)
     drv = ct.source.split("\n\n\n")[0]
     assert "np.tanh(v1)  # NumPy SIMD loop" in drv and "np.exp(" in drv
@@ -439,3 +439,36 @@ def test_chain_block_reductions_agree():
     a = rng.integers(-5, 5, (4, 5)).astype(np.int32)
     ct = agree(tg.trace(g, a)[1], a)
     assert ct.stats()["blocks"] == 1
+
+
+def test_fast_sin_cos_and_chunked_sums_agree():
+    """sin/cos in loops use the vectorisable `_tg_sin`/`_tg_cos` (within 2 ulp of libm),
+    falling back to libm when an argument is past FAST_TRIG_MAX or not finite; scalar
+    sums over a long last axis run in chunks (lengths that are no multiple of the chunk)."""
+    from tapegrad.backends.kernels import FAST_TRIG_MAX
+
+    def f(x):
+        return np.sum(np.tanh(x) * np.cos(2 * x) + np.sin(x) * x)
+
+    for n in (1031, 5000):
+        x = rng.standard_normal(n) * 3
+        ct = agree(gtape(f, x), x)
+        assert "_tg_sin(" in ct.source and "p0[j] =" in ct.source
+        for bad in (FAST_TRIG_MAX * 3.7, -1e300, np.inf, np.nan):
+            x2 = x.copy()
+            x2[n // 2] = bad
+            with np.errstate(all="ignore"):
+                want, got = tg.play(ct.tape, x2), tg.play(ct, x2)
+            np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=1e-12)
+    X = rng.standard_normal((3, 1500)) * 50
+    ct = agree(gtape(lambda X: np.sum(np.sin(X) * np.cos(X / 3)), X), X)
+    x32 = (rng.standard_normal(2000) * 4).astype(np.float32)
+    agree(gtape(f, x32), x32)
+    # the polynomials themselves, on a dense grid and past a few quadrants
+    t = np.concatenate([np.linspace(-20, 20, 40001), [0.0, -0.0, np.pi, -np.pi / 2, 1e-300]])
+    ct = tg.compile(tg.trace(lambda t: (np.sin(t), np.cos(t)), t)[1], wait=True)
+    assert "_tg_cos(" in ct.source
+    s, c = tg.play(ct, t)
+    np.testing.assert_allclose(s, np.sin(t), rtol=0, atol=4.5e-16)
+    np.testing.assert_allclose(c, np.cos(t), rtol=0, atol=4.5e-16)

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from .kernels import _is_var, kernel_source, reduce_source
+from .kernels import FAST_TRIG_SOURCE, _is_var, kernel_source, reduce_source
 
 # -- blocks: small matmuls and the loop after them in one kernel ------------------------------
 
@@ -186,7 +186,7 @@ def form_blocks(steps, tape, uniform):
     return final
 
 
-_LOCAL_NAME = re.compile(r"\b(?:[ato]\d+|x|m|o|v\d+(?:_i|_out)?)\b")  # v7: tape names
+_LOCAL_NAME = re.compile(r"\b(?:[atopq]\d+(?:_\d)?|x|m|o|nbig|v\d+(?:_i|_out)?)\b")  # v7: tape names
 
 
 def _inline(src: str, arg_names, lhs: str, tag: str) -> list:
@@ -226,6 +226,7 @@ def block_source(b: Block, consts, uniform, canonical: bool, fname="kernel") -> 
 
     nests = [0]
     body = []
+    trig = False
     for kind, x in b.items:
         tag = f"r{nests[0]}"
         if kind == "op":
@@ -242,7 +243,8 @@ def block_source(b: Block, consts, uniform, canonical: bool, fname="kernel") -> 
                 body.append(f"    {local(v)} = {names[x.inputs[0].id]}.T")
             continue
         nests[0] += 1
-        src, args, outs = kernel_source(x, consts, uniform, canonical=canonical)
+        src, args, outs = kernel_source(x, consts, uniform, canonical=canonical, helpers=False)
+        trig = trig or "_tg_" in src
         if not canonical:
             body.append(f"    # g{x.index}: {len(x.ops)} ops over {list(x.shape)}")
         lhs = ", ".join(local(v) for v in outs)
@@ -250,4 +252,6 @@ def block_source(b: Block, consts, uniform, canonical: bool, fname="kernel") -> 
     params = ", ".join(names[a.id] for a in b.inputs)
     ret = "".join(names[v.id] + ", " for v in b.outputs)
     main = f"def {fname}({params}):\n" + "\n".join(body) + f"\n    return ({ret})\n"
+    if trig:
+        main += "\n\n" + FAST_TRIG_SOURCE
     return [], main
