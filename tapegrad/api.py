@@ -8,11 +8,11 @@ import numpy as np
 
 from . import tree
 from .backends import interpret
-from .core import Slot, check_scalar_output, fill, grad_call, trace_call
+from .core import LazyGrads, Slot, check_scalar_output, fill, grad_call, trace_call
 from .ir import Primitive, Tape
 from .ir import prims as P
 from .rules import VJPS
-from .trace import DEBUG_NANS, Tracer, bind, is_traced  # noqa: F401  (re-exported)
+from .trace import DEBUG_NANS, Tracer, _stack, bind, is_traced  # noqa: F401  (re-exported)
 
 # -- results --------------------------------------------------------------------------------
 
@@ -126,9 +126,7 @@ def grad(f, *args, argnum=None, dynamic=False, compile=False, **kwargs):
       the gradient w.r.t. those arguments, with the argument's structure (autograd form).
     - `grad(result, param)`: the AutoGrad.jl form, for a result of `tg.diff`.
     """
-    from .param import DiffResult
-
-    if isinstance(f, DiffResult):
+    if isinstance(f, _diff_result()):
         return f.grad(*args)
     if args:
         if dynamic or compile:
@@ -140,11 +138,19 @@ def grad(f, *args, argnum=None, dynamic=False, compile=False, **kwargs):
     return _grad_transform(f, argnum, with_value=False)
 
 
-def _yota_grad(f, args, kwargs):
-    from .core import LazyGrads
-    from .trace import current_level
+_DIFF_RESULT = []
 
-    if current_level() == 0:
+
+def _diff_result():
+    if not _DIFF_RESULT:  # imported on first use (param.py builds on this module's peers)
+        from .param import DiffResult
+
+        _DIFF_RESULT.append(DiffResult)
+    return _DIFF_RESULT[0]
+
+
+def _yota_grad(f, args, kwargs):
+    if not _stack():  # top level
         lz = LazyGrads(f, args, kwargs)
         val = lz.val
         if isinstance(val, np.ndarray) and val.ndim == 0:

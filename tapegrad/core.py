@@ -148,7 +148,7 @@ def check_scalar_output(out, what="grad"):
 
 
 def differentiable_leaf(x) -> bool:
-    if isinstance(x, Tracer):
+    if isinstance(x, (Tracer, np.ndarray)):
         return x.dtype.kind in "fc"
     if isinstance(x, (float, complex)):
         return True

@@ -44,12 +44,17 @@ def _classify(code):
     return name
 
 
-def user_loc() -> str:
-    """`file.py:line` of the innermost frame outside tapegrad and numpy."""
-    f = sys._getframe(2)
+def user_loc(depth: int = 2) -> str:
+    """`file.py:line` of the innermost frame outside tapegrad and numpy (from `depth`
+    frames up: the caller of user_loc's caller by default)."""
+    f = sys._getframe(depth)
+    internal = _INTERNAL
     while f is not None:
         code = f.f_code
-        name = _INTERNAL[code] if code in _INTERNAL else _classify(code)
+        try:
+            name = internal[code]
+        except KeyError:
+            name = _classify(code)
         if name is not None:
             return f"{name}:{f.f_lineno}"
         f = f.f_back
@@ -77,8 +82,13 @@ class Trace:
         if isinstance(value, np.ndarray) and value.dtype == object:  # as `play` refuses them
             raise TypeError("object arrays cannot be traced: pass a numeric array "
                             "(x.astype(float)) or put the values in a structure")
-        var = self.tape.new_var(*aval(value))
-        self.tape.inputs.append(var)
+        tape = self.tape
+        if type(value) is np.ndarray:
+            var = Var(tape.next_id, value.dtype, value.shape)
+            tape.next_id += 1
+        else:
+            var = tape.new_var(*aval(value))
+        tape.inputs.append(var)
         self.values[var.id] = value
         return Tracer(self, var, value)
 
@@ -146,7 +156,7 @@ class Trace:
         else:
             var = tape.new_var(*aval(out))
         loc = self.loc
-        op = Op(prim, inputs, (var,), params, user_loc() if loc is None else loc, self.note)
+        op = Op(prim, inputs, (var,), params, user_loc(3) if loc is None else loc, self.note)
         tape.ops.append(op)
         if prim.pure and _all_constant(self.const_ids, inputs):
             self.const_ids.add(var.id)
@@ -222,22 +232,49 @@ def aval(x):
     return a.dtype, a.shape
 
 
-@contextmanager
-def new_trace(fn=None):
-    """A new innermost trace for this thread. With `fn` (the user function about to be
-    traced), its module's `np` resolves to tapegrad's NumPy proxy meanwhile (see
-    `constructors.py`), so `np.array([t, ...])` and `np.zeros(...)` there are traced."""
-    from .constructors import user_numpy
+class new_trace:
+    """A new innermost trace for this thread (a context manager giving the Trace). With
+    `fn` (the user function about to be traced), its module's `np` resolves to tapegrad's
+    NumPy proxy meanwhile (see `constructors.py`), so `np.array([t, ...])` and
+    `np.zeros(...)` there are traced. (A class: a generator context manager costs more,
+    and this one runs on every `tg.grad` call.)"""
 
-    stack = _stack()
-    t = Trace(len(stack) + 1)
-    stack.append(t)
-    try:
-        with user_numpy(fn):
-            yield t
-    finally:
-        t.closed = True
-        stack.pop()
+    __slots__ = ("fn", "trace", "numpy")
+
+    def __init__(self, fn=None):
+        self.fn = fn
+
+    def __enter__(self) -> Trace:
+        stack = _stack()
+        t = self.trace = Trace(len(stack) + 1)
+        stack.append(t)
+        try:
+            self.numpy = _user_numpy(self.fn)
+            self.numpy.__enter__()
+        except BaseException:
+            t.closed = True
+            stack.pop()
+            raise
+        return t
+
+    def __exit__(self, *exc):
+        try:
+            return self.numpy.__exit__(*exc)
+        finally:
+            self.trace.closed = True
+            _stack().pop()
+
+
+def _user_numpy(fn):
+    global _USER_NUMPY
+    if _USER_NUMPY is None:
+        from .constructors import user_numpy
+
+        _USER_NUMPY = user_numpy
+    return _USER_NUMPY(fn)
+
+
+_USER_NUMPY = None
 
 
 def current_level() -> int:

@@ -19,11 +19,23 @@ _STATIC_TYPES = (int, bool, str, bytes, type(None), type, types.FunctionType, ty
 
 
 def is_leaf(x) -> bool:
-    from .trace import Tracer
-
+    t = type(x)
+    if t is np.ndarray or t is float:  # the common cases first
+        return True
     if isinstance(x, bool) or (isinstance(x, int) and not isinstance(x, np.generic)):
         return False
-    return isinstance(x, (np.ndarray, np.generic, float, complex, Tracer))
+    return isinstance(x, (np.ndarray, np.generic, float, complex, _tracer_type()))
+
+
+_TRACER = []
+
+
+def _tracer_type():
+    if not _TRACER:  # imported on first use: trace.py is above this module
+        from .trace import Tracer
+
+        _TRACER.append(Tracer)
+    return _TRACER[0]
 
 
 def _is_namedtuple(x) -> bool:
@@ -54,6 +66,8 @@ def children(x):
 def flatten(x):
     """-> (paths, leaves, treedef). `treedef` is hashable and describes the structure,
     including the static values, so two calls with equal treedefs line up leaf by leaf."""
+    if is_leaf(x):  # a plain array or scalar: what `walk` gives, without the walk
+        return [()], [x], ("leaf", 0, _leaf_kind(x))
     paths, leaves, seen = [], [], {}
 
     def walk(obj, path, active):
@@ -96,6 +110,8 @@ def _static_key(x):
 
 def unflatten_like(x, leaves):
     """A copy of structure `x` with its leaves replaced, in `flatten` order."""
+    if is_leaf(x):
+        return next(iter(leaves))
     seen = {}
     it = iter(leaves)
 

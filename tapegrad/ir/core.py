@@ -27,6 +27,15 @@ class Var:
         d = self.__dict__
         d["id"], d["dtype"], d["shape"] = id, dtype, shape
 
+    def __eq__(self, other):
+        # what the generated __eq__ compares, with the common cases (the same object, or
+        # another var) first: tracing compares vars often (`var in op.outputs`)
+        if self is other:
+            return True
+        if other.__class__ is not Var:
+            return NotImplemented
+        return self.id == other.id and self.shape == other.shape and self.dtype == other.dtype
+
     def __repr__(self) -> str:
         return f"%{self.id}"
 
