@@ -472,3 +472,24 @@ def test_fast_sin_cos_and_chunked_sums_agree():
     s, c = tg.play(ct, t)
     np.testing.assert_allclose(s, np.sin(t), rtol=0, atol=4.5e-16)
     np.testing.assert_allclose(c, np.cos(t), rtol=0, atol=4.5e-16)
+
+
+def test_leading_axis_sums_of_stored_values_agree():
+    """A sum over leading axes of a value the loop also stores is added from the stored row
+    after it (`o[i1] += x` beside the store would keep the row scalar): 2-D and 3-D,
+    keepdims or not, float32 and float64."""
+    def f(a, b):
+        d = np.tanh(a) * b
+        return np.sum(d * d) + np.sum(np.sum(d, axis=0) ** 2), d
+
+    for dt in (np.float64, np.float32):
+        a, b = rng.standard_normal((40, 24)).astype(dt), rng.standard_normal((40, 24)).astype(dt)
+        ct = agree(tg.trace(lambda a, b: tg.value_and_grad(lambda a: f(a, b)[0])(a), a, b)[1], a, b)
+    A, B = rng.standard_normal((3, 7, 16)), rng.standard_normal((3, 7, 16))
+
+    def g(A, B):
+        d = A * B + 1.0
+        return d, np.sum(d, axis=(0, 1)), np.sum(d, axis=(0, 1), keepdims=True), np.sum(d, axis=0)
+
+    ct = agree(tg.trace(g, A, B)[1], A, B)
+    assert re.search(r"\+= v\d+_out\[i0, i1, i2\]", ct.source)

@@ -74,10 +74,13 @@ SPLIT_MIN_NS = 2000  # an op taken out of a loop costs an extra call or two plus
 # instead of 13). Cody-Waite reduction by pi/2 in three 33-bit parts (exact products for
 # |x| < FAST_TRIG_MAX), then fdlibm's __kernel_sin/__kernel_cos polynomials on
 # [-pi/4, pi/4] and the quadrant picked by arithmetic (no branch): within 2 ulp of libm.
-# A loop that meets |x| > FAST_TRIG_MAX (or inf) runs again with libm (`kernel_source`).
+# A loop that meets |x| > FAST_TRIG_MAX (or inf) runs again with libm (`kernel_source`);
+# loops over fewer than FAST_TRIG_MIN elements keep libm.
 CHUNK, CHUNK_MIN = 512, 1024  # chunked scalar sums (`kernel_source`): chunk length, shortest last axis
 FAST_TRIG = {"sin", "cos"}
 FAST_TRIG_MAX = 1e5
+FAST_TRIG_MIN = 1024  # elements: on fewer, nothing to vectorise (W6: 100 chained sin on 5
+# elements, each step waiting for the last, runs 9 us on libm and 13 us on the polynomials)
 _H = float.fromhex
 _TRIG_C = {  # fdlibm k_sin.c / k_cos.c and the pi/2 split of e_rem_pio2.c, from their hex words
     "S": [_H("-0x1.5555555555549p-3"), _H("0x1.111111110f8a6p-7"), _H("-0x1.a01a019c161d5p-13"),
@@ -463,6 +466,15 @@ def kernel_source(r: Region, consts, uniform, canonical: bool, fname="kernel",
         chunked = []
     for k in chunked:
         lines.append(f"{ind}p{k} = np.empty({CHUNK}, np.float64)")
+    # sums over leading axes of a value the loop also stores (W3's bias gradients): `o[i1] +=
+    # x` beside the store keeps LLVM from vectorising the row (10.9 us on [128, 256]); added
+    # from the stored row in a loop of its own after it, both vectorise (7.2 us). A row
+    # buffer instead does not help (a second store in the loop: 11-14 us).
+    stored = {v.id: k for k, v in enumerate(outs) if v.id in r.members and v.shape == S}
+    rowbuf = {k: stored[red_ops[v.id].inputs[0].id] for k, v in enumerate(outs)
+              if v.id in red_ops and d >= 2 and S[-1] >= 8
+              and d - 1 not in red_axes(red_ops[v.id], d)
+              and _is_var(red_ops[v.id].inputs[0]) and red_ops[v.id].inputs[0].id in stored}
 
     def arg_of(op):
         def arg(i, dtype):
@@ -484,7 +496,7 @@ def kernel_source(r: Region, consts, uniform, canonical: bool, fname="kernel",
             return cast(elem(a), a.dtype, dtype)
         return arg
 
-    trig = any(fast_trig(op) for op in r.ops)
+    trig = r.size >= FAST_TRIG_MIN and any(fast_trig(op) for op in r.ops)
 
     def emit_body(fast):
         nonlocal bi
@@ -522,6 +534,8 @@ def kernel_source(r: Region, consts, uniform, canonical: bool, fname="kernel",
                 val = cast(elem(x), x.dtype, ad)
                 if k in chunked:
                     body.append(f"{bi}p{k}[j] = {val}")
+                elif k in rowbuf:
+                    pass
                 elif len(axes) == d and v.shape == ():
                     body.append(f"{bi}{oname(k, v)} += {val}")
                 else:
@@ -539,6 +553,14 @@ def kernel_source(r: Region, consts, uniform, canonical: bool, fname="kernel",
                         [f"{h}for j in range(m{e} - m{e} % 4, m{e}):",
                          f"{h}{ind}{q[0]} += p{k}[j]",
                          f"{h}{oname(k, outs[k])} += ({q[0]} + {q[1]}) + ({q[2]} + {q[3]})"])
+        for k, ks in rowbuf.items():
+            op = red_ops[outs[k].id]
+            axes = red_axes(op, d)
+            ix = ", ".join("0" if j in axes else f"i{j}" for j in range(d)
+                           if j not in axes or op.kw.get("keepdims"))
+            val = cast(f"{oname(ks, outs[ks])}[{idx}]", outs[ks].dtype, acc_dtype(outs[k].dtype))
+            body.extend([f"{ind * d}for i{d - 1} in range(n{d - 1}):",
+                         f"{ind * (d + 1)}{oname(k, outs[k])}[{ix}] += {val}"])
 
     if trig:  # vectorised sin/cos; the rare loop meeting |x| > FAST_TRIG_MAX runs again on libm
         fast_body = emit_body(True)
