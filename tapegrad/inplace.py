@@ -111,6 +111,12 @@ def _chain(r, bases):
 
 def note_views(out, args) -> None:
     """Register the Tracers in `out` that NumPy would make views of a Tracer in `args`."""
+    if type(out) is Tracer:
+        ops = out._trace.tape.ops
+        last = ops[-1] if ops else None
+        if (last is not None and last.outputs and last.outputs[0] is out.node
+                and last.prim.name not in _VIEW_PRIMS):
+            return  # just made by a copying op (the common case): no view of anything
     outs = out if isinstance(out, (list, tuple)) else (out,)
     outs = [o for o in outs if type(o) is Tracer]
     if not outs:

@@ -33,14 +33,18 @@ def _stack() -> list:
     return s
 
 
-_INTERNAL: dict = {}  # code object -> basename, or None for tapegrad/numpy internals
+# id(code object) -> (basename, or None for tapegrad/numpy internals; the code object).
+# Keyed by id: hashing a code object hashes its bytecode and constants (a microsecond for
+# a big function, per frame walked, per op traced). The entry keeps its code object alive,
+# so the id is never reused for another (as a dict keyed by code objects would keep it).
+_INTERNAL: dict = {}
 
 
 def _classify(code):
     fn = code.co_filename
     internal = fn.startswith(_PKG_DIR) or fn.startswith(_NUMPY_DIR) or fn.startswith("<__array")
     name = None if internal else os.path.basename(fn)
-    _INTERNAL[code] = name
+    _INTERNAL[id(code)] = (name, code)
     return name
 
 
@@ -52,7 +56,7 @@ def user_loc(depth: int = 2) -> str:
     while f is not None:
         code = f.f_code
         try:
-            name = internal[code]
+            name = internal[id(code)][0]
         except KeyError:
             name = _classify(code)
         if name is not None:
@@ -335,7 +339,12 @@ def bind(prim, *args, **params):
     else:
         inputs = tuple([a.node if type(a) is Tracer and a._trace is trace else trace.atom(a)
                         for a in args])
-    params = tuple(sorted(params.items())) if params else ()
+    if params:
+        params = tuple(params.items())
+        if len(params) > 1:
+            params = tuple(sorted(params))
+    else:
+        params = ()
     if not prim.multiple_results:
         var = trace._record1(prim, inputs, params, out)
         if prim in _SPREAD and _is_one(trace, inputs[0]):

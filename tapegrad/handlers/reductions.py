@@ -22,10 +22,11 @@ def _reduction(name, x, axis, keepdims, dtype=None, out=None, initial=None, wher
         x = astype(x, dtype)
     if not isinstance(x, Tracer):
         x = np.asarray(x)
-    ax = norm_axis(axis, _ndim(x))
-    if name in ("sum", "prod") and _dtype(x).kind in "bu" or (name in ("sum", "prod") and _dtype(x).kind == "i"
-                                                              and _dtype(x).itemsize < 8):
-        x = astype(x, np.int64 if _dtype(x).kind != "u" else np.uint64)
+    ax = norm_axis(axis, len(x.shape))
+    if name in ("sum", "prod"):
+        dt = x.dtype
+        if dt.kind in "bu" or (dt.kind == "i" and dt.itemsize < 8):
+            x = astype(x, np.int64 if dt.kind != "u" else np.uint64)
     if ax == () and not keepdims:
         return x
     return bind(P.PRIMS[name], x, axis=ax, keepdims=bool(keepdims))

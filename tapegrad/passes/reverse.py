@@ -189,11 +189,14 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
         done = state.setdefault("done", set())
         take = dict.get if state.get("keep", True) else dict.pop
     values = trace.values
+    generic = np.generic
     for op in reversed(ops):
         outputs = op.outputs
         if len(outputs) == 1:
             v = outputs[0]
-            g = None if v.id in wrt_set else take(ct, v.id, None)
+            if v.id in wrt_set:
+                continue
+            g = take(ct, v.id, None)
             if g is None:
                 continue
         else:
@@ -201,18 +204,29 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
             if all(g is None for g in gs):
                 continue
         inputs = op.inputs
-        todo = [i for i, a in enumerate(inputs)
-                if type(a) is Var and a.id in active and a.id not in done]
+        todo = []
+        args = []  # rules see 0-d arrays for NumPy scalars (see `_array`)
+        for i, a in enumerate(inputs):
+            if type(a) is Const:
+                args.append(a.value)
+                continue
+            x = values[a.id]
+            args.append(np.asarray(x) if isinstance(x, generic) else x)
+            if a.id in active and a.id not in done:
+                todo.append(i)
         if not todo:
             continue
         prim = op.prim
-        args = [a.value if type(a) is Const else _array(values[a.id]) for a in inputs]
         if prim.multiple_results:
             g = tuple(_array(g) if g is not None else np.full(v.shape, 0, dtype=v.dtype)
                       for g, v in zip(gs, outputs))
             ans = tuple([_array(values[v.id]) for v in outputs])
         else:
-            g, ans = _array(g), _array(values[v.id])
+            if isinstance(g, generic):
+                g = np.asarray(g)
+            ans = values[v.id]
+            if isinstance(ans, generic):
+                ans = np.asarray(ans)
             if prim is _MULTIPLY and VJPS.get(prim) is _MULTIPLY_RULES and _is_ones(g):
                 # the rules are g * y and g * x, and `ones * y` is exactly y (as in
                 # trace._times_one): no full-size multiply by the seed of a sum
@@ -241,8 +255,14 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
                     f"no derivative rule for primitive '{prim.name}' (argument {i}), needed at "
                     f"{format_op(op)}" + (f" ({op.loc})" if op.loc else ""))
             c = maker(g, ans, *args, **params)
-            if c is not None:
-                _accumulate(ct, inputs[i], c)
+            if c is None:
+                continue
+            a = inputs[i]
+            if (c.__class__ is not np.ndarray or c.shape != a.shape or c.dtype != a.dtype):
+                _accumulate(ct, a, c)  # not an array of a's type: converted there
+                continue
+            prev = ct.get(a.id)
+            ct[a.id] = c if prev is None else prev + c
     if state is not None:
         done |= active
     return [ct.get(i) for i in wrt_ids]
