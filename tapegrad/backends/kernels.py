@@ -16,8 +16,13 @@ tape names (`v7`, for `ctape.source`) and canonical names (`a0`, `t3`: the dedup
 
 An elementwise transcendental op on enough elements is not put in a region but left to
 the driver as a NumPy ufunc (`numpy_simd_pays`): NumPy's SIMD exp/tanh/log are 4-15x faster
-per element than the scalar libm calls a Numba loop makes here. `blocks.form_blocks` then
-groups small matmuls and transposes with the loop region after them.
+per element than the scalar libm calls a Numba loop makes here. sin/cos are the exception:
+loops of FAST_TRIG_MIN elements or more call `_tg_sin`/`_tg_cos`, branch-free polynomials
+LLVM vectorises (NumPy has no SIMD float64 sin/cos here either). For the same reason a float
+sum to a scalar over a long last axis runs in chunks summed in 4 lanes, and a sum over
+leading axes of a stored value is added from the stored row after it: a running float sum
+in the loop would keep the whole loop scalar. `blocks.form_blocks` then groups small
+matmuls and runs of small regions and reductions into block kernels.
 """
 
 from __future__ import annotations
@@ -630,9 +635,8 @@ def reduce_source(op, canonical: bool, fname="kernel") -> tuple:
         lines.append(f"{bi}{o} += {cast('x', a.dtype, ad)}")
     else:
         cmp = ">" if name == "max" else "<"
-        m = "m" if full else "m"
-        lines.append(f"{bi}{m} = {o}")
-        lines.append(f"{bi}if x {cmp} {m} or x != x:")
+        lines.append(f"{bi}m = {o}")
+        lines.append(f"{bi}if x {cmp} m or x != x:")
         lines.append(f"{bi}{ind}{o} = x")
     if full:
         ret = cast("o", ad, v.dtype) if name == "sum" else "o"
