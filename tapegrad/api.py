@@ -188,7 +188,18 @@ def _grad_transform(f, argnum, with_value):
         for k in argnums:
             if k >= len(args):
                 raise TypeError(f"grad: argnum {k} but only {len(args)} positional arguments given")
-        val, grads, tape, t, used = grad_call(f, args, kwargs, argnums)
+        if _stack():  # inside another trace: recorded there (higher derivatives)
+            val, grads, tape, t, used = grad_call(f, args, kwargs, argnums)
+        else:  # top level: gradients on values (as `g[i]` of the Yota form)
+            lz = LazyGrads(f, args, kwargs)
+            val, t = lz.val, lz.t
+            where = lz.leaves(argnums)
+            cts, _ = lz.values(where, last=True)
+            grads = [None] * len(args)
+            for k in argnums:
+                grads[k] = [None] * len(t.arg_leaves[k])
+            for (i, j), c in zip(where, cts):
+                grads[i][j] = c
         res = []
         for k in argnums:
             a = args[k]

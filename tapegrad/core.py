@@ -244,14 +244,15 @@ class LazyGrads:
             cts = owned(tr, cts, [x for lv in t.arg_leaves for x in lv])
         return cts, used
 
-    def values(self, where, zeros=True):
+    def values(self, where, zeros=True, last=False):
         """Reverse pass w.r.t. the leaves `where`: -> (gradient values or None, used).
 
         Runs the rules on values (`backward_values`: nothing recorded, as HIPS autograd
         does). The recorded pass (`run`) stays the reference: it serves `tg.debug_nans()`
         (which checks each backward op), and any pass where a rule fails on plain values
         (rules are written for traced values: an error there is raised, or not, as the
-        recorded pass decides), from then on."""
+        recorded pass decides), from then on. `last`: no pass on values follows (its
+        cotangents are freed as it goes)."""
         if not DEBUG_NANS[0] and not self.value_state.get("failed"):
             t = self.t
             if _stack():
@@ -260,7 +261,7 @@ class LazyGrads:
                 state = self.value_state
                 try:
                     wrt = [t.in_tracers[i][j].node for i, j in where]
-                    state["keep"] = bool(state["pending"] - set(where))
+                    state["keep"] = not last and bool(state["pending"] - set(where))
                     cts = (backward_values(self.trace, self.out_atom, wrt, state=state)
                            if isinstance(self.out_atom, Var) else [None] * len(wrt))
                 except Exception:
