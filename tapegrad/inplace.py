@@ -188,13 +188,8 @@ def _install() -> None:
         return out
 
     Tracer.__array_function__ = _array_function
-    array_ufunc = Tracer.__array_ufunc__
-
-    def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
-        out = array_ufunc(self, ufunc, method, *inputs, **kwargs)
-        return fresh(out) if type(out) is Tracer and any(out is a for a in inputs) else out
-
-    Tracer.__array_ufunc__ = _array_ufunc
+    # ufuncs: handlers' __array_ufunc__ hands back a `fresh` Tracer itself where a ufunc
+    # returns an input (np.positive): a wrapper here costs a call per traced op
     Tracer.__getitem__ = _tracking(Tracer.__getitem__)
     Tracer.reshape = _tracking(Tracer.reshape)
     Tracer.transpose = _tracking(Tracer.transpose)

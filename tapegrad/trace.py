@@ -162,8 +162,13 @@ class Trace:
         loc = self.loc
         op = Op(prim, inputs, (var,), params, user_loc(3) if loc is None else loc, self.note)
         tape.ops.append(op)
-        if prim.pure and _all_constant(self.const_ids, inputs):
-            self.const_ids.add(var.id)
+        if prim.pure:
+            const_ids = self.const_ids
+            for a in inputs:
+                if type(a) is not Const and a.id not in const_ids:
+                    break
+            else:
+                const_ids.add(var.id)
         self.values[var.id] = out
         if DEBUG_NANS[0]:
             check_nans(op, [a.value if type(a) is Const else self.values[a.id] for a in inputs], (out,))

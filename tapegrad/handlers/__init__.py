@@ -71,14 +71,22 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
                                        and hasattr(t, "__array_ufunc__"))
             if defers:  # NEP 13: defer to operands with their own __array_ufunc__ (tg.Param),
                 return NotImplemented  # so `tracer + param` works
-    if method == "__call__" and not kwargs:
-        prim = CALL_PRIMS.get(ufunc)
-        if prim is not None:
-            return bind(prim, *inputs)
-    return handle_ufunc(ufunc, method, inputs, kwargs)
+    prim = CALL_PRIMS.get(ufunc) if method == "__call__" and not kwargs else None
+    out = bind(prim, *inputs) if prim is not None else handle_ufunc(ufunc, method, inputs, kwargs)
+    if type(out) is Tracer:
+        for x in inputs:
+            if out is x:  # np.positive(x), x * ones: a new array in NumPy, so writes to
+                return _fresh(out)  # the result must not reach x (see inplace.fresh)
+    return out
 
 
 _DEFERS: dict = {}  # type -> whether it has an __array_ufunc__ of its own
+
+
+def _fresh(t):
+    from ..inplace import fresh  # inplace.py builds on this module
+
+    return fresh(t)
 
 
 def _array_function(self, func, types, args, kwargs):
