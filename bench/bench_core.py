@@ -114,3 +114,73 @@ def test_jax_jit(benchmark, data):
     run(*jdata)  # compile outside the timing
     out = benchmark(run, *jdata)
     check(tuple(np.asarray(o) for o in out), *data)
+
+
+# -- per-op cost of eager tg.grad: 100 chained sin on 5 elements ---------------------------
+# Every op is tiny, so this times what tapegrad spends per recorded op (trace, record,
+# reverse pass), against HIPS autograd and the gradient by hand. extra_info: us per
+# forward op (100 sins, one sum).
+
+GROUP_OPS = "per-op cost: 100 chained sin, 5 elements"
+N_SIN = 100
+
+
+def chain(x, xp=np):
+    for _ in range(N_SIN):
+        x = xp.sin(x)
+    return xp.sum(x)
+
+
+def chain_by_hand(x):
+    xs = [x]
+    for _ in range(N_SIN):
+        xs.append(np.sin(xs[-1]))
+    g = np.ones_like(x)
+    for v in reversed(xs[:-1]):
+        g = g * np.cos(v)
+    return np.sum(xs[-1]), g
+
+
+@pytest.fixture
+def small():
+    return np.random.default_rng(1).standard_normal(5)
+
+
+def check_chain(out, x):
+    val, g = out
+    want_val, want_g = chain_by_hand(x)
+    np.testing.assert_allclose(val, want_val, rtol=1e-12)
+    np.testing.assert_allclose(g, want_g, rtol=1e-10)
+
+
+@pytest.mark.benchmark(group=GROUP_OPS)
+def test_chain_numpy_by_hand(benchmark, small):
+    check_chain(benchmark(chain_by_hand, small), small)
+
+
+@pytest.mark.benchmark(group=GROUP_OPS)
+def test_chain_tapegrad_grad(benchmark, small):
+    """Eager Yota form: trace, reverse pass on values (g[0]) every call."""
+
+    def run(x):
+        val, g = tg.grad(chain, x)
+        return val, g[0]
+
+    check_chain(benchmark(run, small), small)
+    _per_op(benchmark)
+
+
+@pytest.mark.skipif(not have("autograd"), reason="HIPS autograd not installed")
+@pytest.mark.benchmark(group=GROUP_OPS)
+def test_chain_autograd(benchmark, small):
+    import autograd
+    import autograd.numpy as anp
+
+    vg = autograd.value_and_grad(lambda x: chain(x, anp))
+    check_chain(benchmark(vg, small), small)
+    _per_op(benchmark)
+
+
+def _per_op(benchmark):
+    if benchmark.stats is not None:  # None when benchmarks are disabled (a plain test run)
+        benchmark.extra_info["us_per_forward_op"] = benchmark.stats.stats.min * 1e6 / (N_SIN + 1)
