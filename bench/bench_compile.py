@@ -12,7 +12,10 @@ Contenders: `tg.play` of the gradient tape (interpreter), `tg.play` of `tg.compi
 (kernels compiled or loaded outside the timing), NumPy by hand, Numba by hand (W2, W4,
 W6), HIPS autograd and JAX `jit` (skipped when not installed). `test_overhead_*`: the
 fixed cost of `tg.play(ctape, x)`; `test_cold_compile_*`: kernels and compile seconds of
-W3/W5 in an empty cache directory (recorded in extra_info, one round). `ct.stats()` in
+W3/W5 in an empty cache directory (recorded in extra_info, one round);
+`test_interleaved_ratios_*`: W3/W4 hand, compiled and JAX timed in turns, the goal ratios
+in extra_info (`-s` prints them: trust these over ratios of sequential benchmarks on a
+shared machine). `ct.stats()` in
 extra_info counts loop regions, blocks (small matmuls + loop in one kernel) and kernels.
 Run: see bench/README.md (one thread, `--benchmark-enable`).
 """
@@ -368,3 +371,52 @@ def test_cold_compile(benchmark, w, monkeypatch):
             nbk._VERSIONS = None
         benchmark.extra_info.update(ct.stats())
         check(w, tg.play(ct, *DATA[w][1]))
+
+
+# -- interleaved ratios: one round-robin run, robust to a shared machine's load drifting ------
+
+
+@pytest.mark.parametrize("w", ["W3", "W4"])
+def test_interleaved_ratios(benchmark, w):
+    """NumPy by hand, the compiled tape and JAX jit (when installed) timed in turns for
+    ~6 s (`TG_BENCH_SECONDS`): the goal ratios compiled/hand and compiled/JAX, as medians
+    and mins of per-round times, in extra_info (and printed with -s). Sequential benchmarks
+    above can each land in a different load phase of a shared machine; these cannot."""
+    import time
+
+    benchmark.group = "interleaved ratios (one run)"
+    args = DATA[w][1]
+    ct = tg.compile(tape_of(w), wait=True)
+    fns = {"hand": lambda: HAND[w](*args), "compiled": lambda: tg.play(ct, *args)}
+    if have("jax"):
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+        make, _, argnum = DATA[w]
+        f = jax.jit(jax.value_and_grad(make(jnp), argnums=tuple(range(len(args)))
+                                       if argnum is None else argnum))
+        jargs = jax.tree_util.tree_map(jnp.asarray, args)
+        fns["jax"] = lambda: jax.block_until_ready(f(*jargs))
+    for fn in fns.values():
+        fn()
+    check(w, fns["compiled"]())
+    times = {k: [] for k in fns}
+
+    def rounds():
+        end = time.perf_counter() + float(os.environ.get("TG_BENCH_SECONDS", "6"))
+        while time.perf_counter() < end:
+            for k, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+
+    benchmark.pedantic(rounds, rounds=1, iterations=1)
+    info = {f"{k}_median_us": float(np.median(t) * 1e6) for k, t in times.items()}
+    info.update({f"{k}_min_us": float(np.min(t) * 1e6) for k, t in times.items()})
+    for other in [k for k in fns if k != "compiled"]:
+        info[f"compiled/{other} median"] = float(np.median(times["compiled"]) / np.median(times[other]))
+        info[f"compiled/{other} min"] = float(np.min(times["compiled"]) / np.min(times[other]))
+    info["rounds"] = len(times["hand"])
+    benchmark.extra_info.update(info)
+    print(w, {k: round(v, 3) for k, v in info.items()})
