@@ -4,10 +4,12 @@ Segmented execution (shared/research/numba-feasibility.md): `kernels.plan` cuts 
 into fusion regions and single ops. Each region in loop mode is one `@njit(cache=True)`
 kernel, identified by its canonically renamed source and argument types, so equal
 regions share one compiled kernel per machine. Small 2-D matmuls join the loop after
-them in a block kernel (`np.dot` calls BLAS from inside Numba: one call per RNN step).
-Transcendental ufuncs on arrays large enough run as NumPy's SIMD loops between kernels
-(`kernels.SIMD_SAVING_NS`). Large matmuls, keepdims reductions, indexing and anything
-else run as NumPy calls in the driver, exactly as the interpreter runs them, reusing dead
+them in a block kernel (`np.dot` calls BLAS from inside Numba: one call per RNN step), and
+runs of small loops, one-op regions and max/min/sum reductions join in a chain block (W3's
+softmax / cross-entropy: one call). Transcendental ufuncs on arrays large enough run as
+NumPy's SIMD loops between kernels (`kernels.SIMD_SAVING_NS`), except sin/cos, which long
+loops compute with vectorisable polynomials. Large matmuls, large reductions, indexing
+and anything else run as NumPy calls in the driver, as the interpreter runs them, reusing dead
 driver-allocated buffers through `out=`; a kernel Numba refuses to type drops its region
 (or block) to NumPy (memoised).
 
