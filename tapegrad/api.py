@@ -40,7 +40,13 @@ class GradResult:
         lz = self._lazy
         t = lz.t
         where = lz.leaves([i])
-        cts, used = lz.values(where, zeros=_is_plain_leaf(t.args[i]))
+        if _is_plain_leaf(t.args[i]):  # what _yota_format gives a plain leaf, without lists
+            cts, _ = lz.values(where, zeros=True)
+            g = cts[0] if cts else None
+            if isinstance(lz.args[i], float) and g is not None and not isinstance(g, Tracer):
+                g = float(g)
+            return g
+        cts, used = lz.values(where, zeros=False)
         grads = [None] * len(lz.t.arg_leaves)
         grads[i] = [None] * len(t.arg_leaves[i])
         used_by_leaf = [[False] * len(lv) for lv in t.arg_leaves]

@@ -48,7 +48,7 @@ class Var:
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Const:
     """A scalar literal written inline in an op (`mul(%4, 2.0)`).
 
@@ -57,6 +57,9 @@ class Const:
     """
 
     value: Any
+
+    def __init__(self, value: Any):
+        self.__dict__["value"] = value  # frozen: written once (see Var.__init__)
 
     def __repr__(self) -> str:
         v = self.value
