@@ -102,6 +102,8 @@ def _static_int(v):
 
 
 def getitem(x, key):
+    if type(key) is int:  # x[i], as encode_index has it (and no array input, so no guard)
+        return bind(P.getitem, x, index=(key,))
     template, arrays = encode_index(key)
     if not arrays and all(t == ("s", None, None, None) or t is None for t in template):
         if None not in template:
