@@ -150,8 +150,9 @@ class Trace:
             check_nans(op, [a.value if type(a) is Const else values[a.id] for a in inputs], outs)
         return out_vars
 
-    def _record1(self, prim, inputs: tuple, params: tuple, out) -> Var:
-        """`_record` for one output (the common case, kept lean: it runs once per op)."""
+    def _record1(self, prim, inputs: tuple, params: tuple, out, depth: int = 3) -> Var:
+        """`_record` for one output (the common case, kept lean: it runs once per op).
+        `depth`: frames up to the caller of `bind`, where the user's line is sought."""
         tape = self.tape
         vid = tape.next_id
         if isinstance(out, (np.ndarray, np.generic)):
@@ -160,7 +161,7 @@ class Trace:
         else:
             var = tape.new_var(*aval(out))
         loc = self.loc
-        op = Op(prim, inputs, (var,), params, user_loc(3) if loc is None else loc, self.note)
+        op = Op(prim, inputs, (var,), params, user_loc(depth) if loc is None else loc, self.note)
         tape.ops.append(op)
         if prim.pure:
             const_ids = self.const_ids
@@ -312,6 +313,8 @@ def _all_constant(const_ids, inputs) -> bool:
 
 def bind(prim, *args, **params):
     """Apply `prim` to `args`, recording it on the innermost trace among them."""
+    if len(args) == 1 and type(args[0]) is Tracer and type(args[0].value) is not Tracer:
+        return _bind_unary(prim, args[0], params)  # the most common case, kept short
     trace = None
     for a in args:
         if isinstance(a, Tracer):
@@ -357,6 +360,29 @@ def bind(prim, *args, **params):
         return Tracer(trace, var, out)
     outs = list(out)
     out_vars = trace._record(prim, inputs, params, outs)
+    return tuple(Tracer(trace, v, o) for v, o in zip(out_vars, outs))
+
+
+def _bind_unary(prim, a, params):
+    """`bind` of one Tracer whose value is concrete (no enclosing level to record at)."""
+    trace = a._trace
+    if trace.closed or trace.thread != threading.get_ident():
+        raise TraceError(escaped_message(a))
+    out = prim.impl(a.value, **params)
+    if params:
+        params = tuple(params.items())
+        if len(params) > 1:
+            params = tuple(sorted(params))
+    else:
+        params = ()
+    node = a.node
+    if not prim.multiple_results:
+        var = trace._record1(prim, (node,), params, out, 4)
+        if prim in _SPREAD and _is_one(trace, node):
+            trace.ones.add(var.id)
+        return Tracer(trace, var, out)
+    outs = list(out)
+    out_vars = trace._record(prim, (node,), params, outs)
     return tuple(Tracer(trace, v, o) for v, o in zip(out_vars, outs))
 
 
