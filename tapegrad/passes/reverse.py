@@ -20,10 +20,6 @@ from ..trace import concrete as _concrete
 from ..ir import prims as P
 
 
-def _inexact(dtype) -> bool:
-    return np.dtype(dtype).kind in "fc"
-
-
 def active_vars(ops, wrt_ids) -> set:
     """Ids of vars that depend on any of `wrt_ids` through inexact values."""
     active = set(wrt_ids)
