@@ -23,12 +23,13 @@ from ..ir import prims as P
 def active_vars(ops, wrt_ids) -> set:
     """Ids of vars that depend on any of `wrt_ids` through inexact values."""
     active = set(wrt_ids)
+    add = active.add
     for op in ops:
         for a in op.inputs:
-            if type(a) is Var and a.id in active:
+            if a.__class__ is Var and a.id in active:
                 for v in op.outputs:
                     if v.dtype.kind in "fc":
-                        active.add(v.id)
+                        add(v.id)
                 break
     return active
 
@@ -185,7 +186,7 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
         done = state.setdefault("done", set())
         take = dict.get if state.get("keep", True) else dict.pop
     values = trace.values
-    generic = np.generic
+    generic, ndarray = np.generic, np.ndarray
     for op in reversed(ops):
         outputs = op.outputs
         if len(outputs) == 1:
@@ -200,28 +201,39 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
             if all(g is None for g in gs):
                 continue
         inputs = op.inputs
-        todo = []
-        args = []  # rules see 0-d arrays for NumPy scalars (see `_array`)
-        for i, a in enumerate(inputs):
-            if type(a) is Const:
-                args.append(a.value)
+        # rules see 0-d arrays for NumPy scalars (see `_array`)
+        if len(inputs) == 1:  # the common case, without the loop
+            a = inputs[0]
+            if type(a) is Const or a.id not in active or a.id in done:
                 continue
             x = values[a.id]
-            args.append(np.asarray(x) if isinstance(x, generic) else x)
-            if a.id in active and a.id not in done:
-                todo.append(i)
-        if not todo:
-            continue
+            if x.__class__ is not ndarray and isinstance(x, generic):
+                x = np.asarray(x)
+            args = [x]
+            todo = _FIRST
+        else:
+            todo = []
+            args = []
+            for i, a in enumerate(inputs):
+                if type(a) is Const:
+                    args.append(a.value)
+                    continue
+                x = values[a.id]
+                args.append(np.asarray(x) if isinstance(x, generic) else x)
+                if a.id in active and a.id not in done:
+                    todo.append(i)
+            if not todo:
+                continue
         prim = op.prim
         if prim.multiple_results:
             g = tuple(_array(g) if g is not None else np.full(v.shape, 0, dtype=v.dtype)
                       for g, v in zip(gs, outputs))
             ans = tuple([_array(values[v.id]) for v in outputs])
         else:
-            if isinstance(g, generic):
+            if g.__class__ is not ndarray and isinstance(g, generic):
                 g = np.asarray(g)
             ans = values[v.id]
-            if isinstance(ans, generic):
+            if ans.__class__ is not ndarray and isinstance(ans, generic):
                 ans = np.asarray(ans)
             if prim is _MULTIPLY and VJPS.get(prim) is _MULTIPLY_RULES and _is_ones(g):
                 # the rules are g * y and g * x, and `ones * y` is exactly y (as in
@@ -235,8 +247,9 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
                         _accumulate(ct, inputs[i], _MULTIPLY_RULES[i](g, ans, *args))
                 continue
         params = dict(op.params) if op.params else _NO_PARAMS
-        if prim in VJPS_ALL:
-            cs = VJPS_ALL[prim](g, ans, *args, **params)
+        rule = VJPS_ALL.get(prim)
+        if rule is not None:
+            cs = rule(g, ans, *args, **params)
             for i in todo:
                 if cs[i] is not None:
                     _accumulate(ct, inputs[i], cs[i])
@@ -254,7 +267,7 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
             if c is None:
                 continue
             a = inputs[i]
-            if (c.__class__ is not np.ndarray or c.shape != a.shape or c.dtype != a.dtype):
+            if (c.__class__ is not ndarray or c.shape != a.shape or c.dtype != a.dtype):
                 _accumulate(ct, a, c)  # not an array of a's type: converted there
                 continue
             prev = ct.get(a.id)
@@ -264,6 +277,7 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
     return [ct.get(i) for i in wrt_ids]
 
 
+_FIRST = (0,)
 _MULTIPLY = P.ufunc_prim(np.multiply)
 _MULTIPLY_RULES = VJPS.get(_MULTIPLY)
 
