@@ -264,9 +264,11 @@ class LazyGrads:
                     state["keep"] = not last and bool(state["pending"] - set(where))
                     cts = (backward_values(self.trace, self.out_atom, wrt, state=state)
                            if isinstance(self.out_atom, Var) else [None] * len(wrt))
-                except Exception:
+                except BaseException as e:
                     state.clear()
                     state["failed"] = True  # its cotangents are partial: not used again
+                    if not isinstance(e, Exception):
+                        raise  # KeyboardInterrupt and the like
                 else:
                     state["pending"] -= set(where)
                     used = [c is not None for c in cts]
