@@ -313,8 +313,14 @@ def _all_constant(const_ids, inputs) -> bool:
 
 def bind(prim, *args, **params):
     """Apply `prim` to `args`, recording it on the innermost trace among them."""
-    if len(args) == 1 and type(args[0]) is Tracer and type(args[0].value) is not Tracer:
-        return _bind_unary(prim, args[0], params)  # the most common case, kept short
+    n = len(args)
+    if n == 1:
+        if type(args[0]) is Tracer and type(args[0].value) is not Tracer:
+            return _bind_unary(prim, args[0], params)  # the most common case, kept short
+    elif n == 2 and not params:
+        out = _bind_binary(prim, args[0], args[1])  # the next most common (operators)
+        if out is not None:
+            return out
     trace = None
     for a in args:
         if isinstance(a, Tracer):
@@ -384,6 +390,45 @@ def _bind_unary(prim, a, params):
     outs = list(out)
     out_vars = trace._record(prim, (node,), params, outs)
     return tuple(Tracer(trace, v, o) for v, o in zip(out_vars, outs))
+
+
+def _bind_binary(prim, a, b):
+    """`bind` of two operands, each a Tracer of one trace with a concrete value or a
+    Python float/int (a Const), and no params; None where the general path is needed."""
+    ta, tb = type(a), type(b)
+    if ta is Tracer:
+        trace = a._trace
+        if tb is Tracer:
+            if b._trace is not trace:
+                return None
+            bv, bn = b.value, b.node
+            if type(bv) is Tracer:
+                return None
+        elif tb is float or tb is int:
+            bv, bn = b, Const(b)
+        else:
+            return None
+        av, an = a.value, a.node
+        if type(av) is Tracer:
+            return None
+    elif tb is Tracer and (ta is float or ta is int):
+        trace = b._trace
+        bv, bn = b.value, b.node
+        if type(bv) is Tracer:
+            return None
+        av, an = a, Const(a)
+    else:
+        return None
+    if trace.closed or trace.thread != threading.get_ident():
+        return None  # the general path raises
+    if trace.ones and prim is _MULTIPLY:
+        return None  # the general path may skip it (`_times_one`)
+    out = prim.impl(av, bv)
+    if prim.multiple_results:
+        outs = list(out)
+        out_vars = trace._record(prim, (an, bn), (), outs)
+        return tuple(Tracer(trace, v, o) for v, o in zip(out_vars, outs))
+    return Tracer(trace, trace._record1(prim, (an, bn), (), out, 4), out)
 
 
 # Eager peephole: the reverse pass seeds `sum` with a broadcast 1, and rules multiply by it.
