@@ -106,6 +106,10 @@ def output_template(trace: Trace, out, outputs: list):
 
 def as_atom(trace: Trace, x):
     if isinstance(x, Tracer):
+        if x.stale:
+            from .inplace import _stale_error
+
+            raise _stale_error(x)
         if x._trace is trace:
             return x.node
         return trace.atom(x)
