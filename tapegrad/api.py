@@ -252,7 +252,13 @@ def play(tape, *args):
         if DEBUG_NANS[0] and isinstance(getattr(tape, "tape", None), Tape):
             tape = tape.tape  # tg.debug_nans(): the interpreter names the op that made a NaN
         else:
-            return tape.play(*args)
+            try:
+                return tape.play(*args)
+            except TypeError:
+                inner = getattr(tape, "tape", None)
+                if isinstance(inner, Tape):
+                    flat_inputs(inner, args)  # names a wrong argument count or structure
+                raise
     leaves = flat_inputs(tape, args)
     outs = interpret.run(tape, leaves)
     return fill(tape.out_tree, outs)

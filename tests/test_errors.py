@@ -222,3 +222,11 @@ def test_play_fails_a_guard_on_another_path():
     assert tg.play(tape, x3 * 2) == pytest.approx(3.0)
     with pytest.raises(tg.GuardError, match="guard failed"):
         tg.play(tape, -x3)
+
+
+def test_compiled_tape_wrong_argument_count_is_named():
+    _, t = tg.trace(lambda x: np.sin(x) * 2, np.ones(3))
+    ct = tg.compile(t, wait=True)
+    with pytest.raises(ValueError, match="tape takes 1 arguments, got 2"):
+        tg.play(ct, np.ones(3), np.ones(3))
+    np.testing.assert_allclose(tg.play(ct, np.ones(3)), np.sin(np.ones(3)) * 2)
