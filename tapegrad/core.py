@@ -133,6 +133,9 @@ def trace_call(f, args, kwargs=None):
 
 
 def check_scalar_output(out, what="grad"):
+    if isinstance(out, (tuple, list, dict)):
+        raise TypeError(f"{what} needs a scalar output, got a {type(out).__name__}: return one scalar "
+                        "(tg.value_and_grad for a value too; tg.jacobian for non-scalar outputs)")
     dtype = out.dtype if isinstance(out, Tracer) else np.result_type(out)
     shape = out.shape if isinstance(out, Tracer) else np.shape(out)
     if shape != ():

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import TraceError
 from ..ir import prims as P
 from ..trace import Tracer, bind
-from .base import HANDLERS, _check_out, _dtype, _ndim, _shape, handles
+from .base import HANDLERS, _check_out, _dtype, _ndim, _shape, guard_shape, handles
 from .reductions import all_, max_, min_, sum_
 from .shape import astype, atleast_1d, atleast_2d, expand_dims, moveaxis, norm_axis, reshape, squeeze
 
@@ -109,7 +109,7 @@ def getitem(x, key):
     out = bind(P.getitem, x, *arrays, index=template)
     if isinstance(out, Tracer) and any(_dtype(a) == np.bool_ and _ndim(a) for a in arrays):
         # a boolean mask makes the result's shape depend on data: guard it
-        out._trace.guard("shape", out, tuple(out.shape))
+        guard_shape(out)
     return out
 
 

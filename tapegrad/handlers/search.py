@@ -9,8 +9,8 @@ import numpy as np
 
 from ..rules import search as S
 from ..trace import Tracer, bind
-from .base import _check_out, _ndim, handles
-from .indexing import stack, take
+from .base import _check_out, _ndim, guard_shape, handles
+from .indexing import getitem, stack, take
 from .reductions import sum_
 from .shape import reshape, transpose
 
@@ -20,11 +20,10 @@ def nonzero(a):
     if _ndim(a) == 0:
         raise ValueError("Calling nonzero on 0d arrays is not allowed. Use np.atleast_1d(scalar).nonzero() "
                          "instead.")
-    out = bind(S.nonzero, a)
-    for t in out:
-        if isinstance(t, Tracer):  # the count depends on the data: guard it
-            t._trace.guard("shape", t, tuple(t.shape))
-    return out
+    rows = bind(S.nonzero, a)
+    if isinstance(rows, Tracer):  # the count depends on the data: guard it
+        guard_shape(rows)
+    return tuple(getitem(rows, i) for i in range(_ndim(a)))
 
 
 @handles(np.flatnonzero)

@@ -1,7 +1,7 @@
 """Index-valued primitives (`nonzero`, `searchsorted`) and two ufuncs without a rule of their
 own elsewhere (`fabs`, `heaviside`), with their VJP and JVP rules.
 
-`nonzero` has a data-dependent shape (one index array per dimension, as many entries as
+`nonzero` has a data-dependent shape (one row of indices per dimension, as many columns as
 nonzero elements): its handler guards the shape, as a boolean-mask `getitem` does, and
 `dynamic.add_shape_guards` does the same for cached tapes. Integer outputs carry no
 gradient, so both index primitives are `nondiff`; their values are recomputed on replay.
@@ -15,8 +15,8 @@ from ..ir import defprim, ufunc_prim
 from . import nondiff, vjp
 from .jvp import jvp, jvp_nondiff
 
-nonzero = defprim("nonzero", lambda x: tuple(np.nonzero(x)), multiple_results=True,
-                  data_dependent_shape=True)
+# np.nonzero's index arrays stacked, shape (ndim, count): one output (the handler splits it)
+nonzero = defprim("nonzero", lambda x: np.array(np.nonzero(x)), data_dependent_shape=True)
 searchsorted = defprim("searchsorted", lambda a, v, side="left": np.searchsorted(a, v, side=side))
 heaviside = ufunc_prim(np.heaviside)
 fabs = ufunc_prim(np.fabs)
