@@ -244,7 +244,8 @@ def jacobian(f, argnum=0):
         with run.reopened() as r:
             dtype, shape = _aval(r.out)
             if not isinstance(r.out, Tracer) or r.out._trace is not r.trace or dtype.kind not in "fc":
-                res = tuple(np.zeros(shape + xshape, np.result_type(dtype, xdt)) for xdt, xshape in avals)
+                res = tuple(np.zeros(shape + xshape, np.result_type(dtype, xdt))
+                            for xdt, xshape in avals)
                 return res if multi else res[0]
             rows = [[] for _ in argnums]
             n = int(np.prod(shape, dtype=np.int64))
@@ -253,7 +254,8 @@ def jacobian(f, argnum=0):
                 e[i] = 1
                 for k, c in enumerate(_vjp_in(r, e.reshape(shape))):
                     rows[k].append(c if c is not None else np.zeros(avals[k][1], avals[k][0]))
-            res = tuple(_stack_rows(rk, shape, xdt, xshape) for rk, (xdt, xshape) in zip(rows, avals))
+            res = tuple(_stack_rows(rk, shape, xdt, xshape)
+                        for rk, (xdt, xshape) in zip(rows, avals))
             return res if multi else res[0]
 
     return jacfun

@@ -1,5 +1,6 @@
 # Cases for the wider NumPy coverage (handlers/numeric.py, handlers/search.py, rules/search.py),
 # run by tests/test_rules.py with its helpers (case, R, Pos, Unit, NonZero, Distinct, Const, Mask).
+# ruff: noqa: F821  (those helpers and np are the exec namespace's)
 import warnings
 
 
@@ -80,6 +81,11 @@ case("compress traced condition", lambda x: np.compress(x > 0, x), NonZero(6))
 case("repeat method", lambda x: x.repeat(2) * x.repeat([1, 2, 1], axis=0).sum(), R(3))
 case("mT", lambda x: x.mT @ x, R(2, 3, 2))
 # constructors on traced values
-case("zeros_like shifted write", lambda x: (lambda y: (y.__setitem__(slice(1, None), x[:-1]), y)[1])(
-    np.zeros_like(x)), R(5))
+def _shifted(x):
+    y = np.zeros_like(x)
+    y[1:] = x[:-1]
+    return y
+
+
+case("zeros_like shifted write", _shifted, R(5))
 case("full_like traced fill", lambda x: np.full_like(x, x[0]) * x, R(4))

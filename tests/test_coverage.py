@@ -4,7 +4,6 @@ cases of tests/rule_cases_wider_numpy.py, guarded index functions under tg.jit, 
 grad of a tuple, Param in-place operators."""
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -129,7 +128,7 @@ def _positive_sum(x):
 
 
 def test_nonzero_is_guarded_and_jit_retraces():
-    val, tape = tg.trace(_positive_sum, np.array([1.0, -2.0, 3.0]))
+    _, tape = tg.trace(_positive_sum, np.array([1.0, -2.0, 3.0]))
     assert any(g.kind == "shape" for g in tape.guards)
     jf = tg.jit(tg.value_and_grad(_positive_sum), compile=False)
     for x in (np.array([1.0, -2.0, 3.0]), np.array([-1.0, 2.0, 3.0]),  # same count: replayed
@@ -236,7 +235,7 @@ def test_unknown_attribute_is_a_plain_attribute_error_and_probes_still_work():
     def f(x):
         assert not hasattr(x, "flags") and getattr(x, "base", "none") == "none"
         with pytest.raises(AttributeError, match="no attribute 'frobnicate'") as e:
-            x.frobnicate
+            _ = x.frobnicate
         assert not isinstance(e.value, tg.TraceError)
         return np.sum(x)
 

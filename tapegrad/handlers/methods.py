@@ -23,10 +23,18 @@ def _mT(self):
     return swapaxes(self, -1, -2)
 
 
+def _compress(self, condition, axis=None, out=None):
+    return np.compress(condition, self, axis, out)
+
+
+def _searchsorted(self, v, side="left", sorter=None):
+    return np.searchsorted(self, v, side, sorter)
+
+
 Tracer.repeat = lambda self, repeats, axis=None: np.repeat(self, repeats, axis)
-Tracer.compress = lambda self, condition, axis=None, out=None: np.compress(condition, self, axis, out)
+Tracer.compress = _compress
 Tracer.nonzero = lambda self: np.nonzero(self)
-Tracer.searchsorted = lambda self, v, side="left", sorter=None: np.searchsorted(self, v, side, sorter)
+Tracer.searchsorted = _searchsorted
 Tracer.mT = property(_mT)
 Tracer.nbytes = property(lambda self: self.size * self.dtype.itemsize)
 Tracer.itemsize = property(lambda self: self.dtype.itemsize)

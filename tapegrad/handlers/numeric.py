@@ -50,7 +50,8 @@ def diff(a, n=1, axis=-1, prepend=_NOVALUE, append=_NOVALUE):
         a = concatenate([p for p in (parts[0], a, parts[1]) if p is not _NOVALUE], axis)
     op = np.not_equal if _dtype(a) == np.bool_ else np.subtract
     for _ in range(n):
-        a = op(getitem(a, _along(axis, nd, slice(1, None))), getitem(a, _along(axis, nd, slice(None, -1))))
+        a = op(getitem(a, _along(axis, nd, slice(1, None))),
+               getitem(a, _along(axis, nd, slice(None, -1))))
     return a
 
 
@@ -80,8 +81,9 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
     a = moveaxis(a, axisa, -1)
     b = moveaxis(b, axisb, -1)
     if 2 in (_shape(a)[-1], _shape(b)[-1]):  # as NumPy 2 does
-        warnings.warn("Arrays of 2-dimensional vectors are deprecated. Use arrays of 3-dimensional "
-                      "vectors instead. (deprecated in NumPy 2.0)", DeprecationWarning, stacklevel=3)
+        warnings.warn("Arrays of 2-dimensional vectors are deprecated. Use arrays of "
+                      "3-dimensional vectors instead. (deprecated in NumPy 2.0)",
+                      DeprecationWarning, stacklevel=3)
     c, vector = _cross_last(a, b)
     return moveaxis(c, -1, axisc) if vector else c
 
@@ -90,8 +92,9 @@ if hasattr(np.linalg, "cross"):
     @handles(np.linalg.cross)
     def linalg_cross(x1, x2, /, *, axis=-1):
         if _shape(x1)[axis] != 3 or _shape(x2)[axis] != 3:
-            raise ValueError("Both input arrays must be (arrays of) 3-dimensional vectors, but they are "
-                             f"{_shape(x1)[axis]} and {_shape(x2)[axis]} dimensional instead.")
+            raise ValueError("Both input arrays must be (arrays of) 3-dimensional vectors, but "
+                             f"they are {_shape(x1)[axis]} and {_shape(x2)[axis]} dimensional "
+                             "instead.")
         return cross(x1, x2, axis=axis)
 
 
@@ -136,7 +139,8 @@ def multi_dot(arrays, *, out=None):
         arrays[-1] = reshape(arrays[-1], (-1, 1))
     for x in arrays:
         if _ndim(x) != 2:
-            raise np.linalg.LinAlgError(f"{_ndim(x)}-dimensional array given. Array must be two-dimensional")
+            raise np.linalg.LinAlgError(f"{_ndim(x)}-dimensional array given. Array must be "
+                                        "two-dimensional")
     split = _chain_order([_shape(arrays[0])[0]] + [_shape(x)[1] for x in arrays])
 
     def prod(i, j):
@@ -163,7 +167,8 @@ def sinc(x):
     small = np.abs(y) < 0.1
     t = np.where(small, y, 0.0)
     z = t * t
-    poly = 1.0 - z / 6.0 * (1.0 - z / 20.0 * (1.0 - z / 42.0 * (1.0 - z / 72.0 * (1.0 - z / 110.0))))
+    poly = 1.0 - z / 6.0 * (1.0 - z / 20.0 * (1.0 - z / 42.0 * (1.0 - z / 72.0
+                                                                * (1.0 - z / 110.0))))
     ys = np.where(small, 1.0, y)
     return np.where(small, poly, np.sin(ys) / ys)
 
@@ -205,12 +210,14 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=_NOVALUE):
             nd = len(ashape)
             axes = [int(x) % nd for x in (axis if isinstance(axis, (tuple, list)) else (axis,))]
             if wshape != tuple(ashape[i] for i in axes):
-                raise ValueError("Shape of weights must be consistent with shape of a along specified axis.")
+                raise ValueError("Shape of weights must be consistent with shape of a along "
+                                 "specified axis.")
             weights = reshape(transpose(weights, list(np.argsort(axes))),
                               [ashape[i] if i in axes else 1 for i in range(nd)])
-        dt = np.result_type(_dtype(a), _dtype(weights), np.float64 if _dtype(a).kind in "iub" else _dtype(a))
-        scl = sum_(np.broadcast_to(weights, ashape) if tuple(_shape(weights)) != ashape else weights,
-                   axis, dtype=dt, keepdims=kd)
+        dt = np.result_type(_dtype(a), _dtype(weights),
+                            np.float64 if _dtype(a).kind in "iub" else _dtype(a))
+        full = weights if tuple(_shape(weights)) == ashape else broadcast_to(weights, ashape)
+        scl = sum_(full, axis, dtype=dt, keepdims=kd)
         if np.any(scl == 0.0):  # a guard, as NumPy's check looks at the values
             raise ZeroDivisionError("Weights sum to zero, can't be normalized")
         avg = sum_(a * weights, axis, dtype=dt, keepdims=kd) / scl
@@ -237,7 +244,8 @@ def nansum(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVAL
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, *, where=_NOVALUE):
     _check_out(out, "nanmean")
     if _dtype(a).kind not in "fc":
-        return mean(a, axis, dtype, keepdims=_kd(keepdims), where=None if where is _NOVALUE else where)
+        return mean(a, axis, dtype, keepdims=_kd(keepdims),
+                    where=None if where is _NOVALUE else where)
     if dtype is not None:
         a = astype(a, dtype)
     kd = _kd(keepdims)

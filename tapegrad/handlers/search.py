@@ -18,8 +18,8 @@ from .shape import reshape, transpose
 @handles(np.nonzero)
 def nonzero(a):
     if _ndim(a) == 0:
-        raise ValueError("Calling nonzero on 0d arrays is not allowed. Use np.atleast_1d(scalar).nonzero() "
-                         "instead.")
+        raise ValueError("Calling nonzero on 0d arrays is not allowed. Use "
+                         "np.atleast_1d(scalar).nonzero() instead.")
     rows = bind(S.nonzero, a)
     if isinstance(rows, Tracer):  # the count depends on the data: guard it
         guard_shape(rows)
