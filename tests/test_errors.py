@@ -154,7 +154,6 @@ def test_augmented_assignment_on_traced_rebinds():
     (lambda x: np.sum(np.tanh(x, where=x > 0)), "where"),
     (lambda x: np.sum(np.histogram(x)[1]), "histogram is not supported"),
     (lambda x: np.sum(x.reshape(3, order="F")), "order"),
-    (lambda x: np.sum(np.where(x > 0)[0] * x), "data-dependent"),
 ])
 def test_unsupported_calls_raise_instead_of_guessing(f, match):
     with pytest.raises(tg.TraceError, match=match):
