@@ -31,9 +31,16 @@ class GradResult:
         self._tape = tape
 
     def __getitem__(self, i):
-        g = self._grads[i]
+        if isinstance(i, slice):
+            return [self[k] for k in range(len(self._grads))[i]]
+        n = len(self._grads)
+        k = i.__index__() if not isinstance(i, int) else i
+        if not -n <= k < n:
+            raise IndexError(f"gradient index {i} out of range: the function has {n} arguments")
+        k %= n
+        g = self._grads[k]
         if g is _MISSING:
-            g = self._grads[i] = self._lazy_arg(i)
+            g = self._grads[k] = self._lazy_arg(k)
         return g
 
     def _lazy_arg(self, i):
@@ -194,10 +201,12 @@ def _grad_transform(f, argnum, with_value):
         for k in argnums:
             if k >= len(args):
                 raise TypeError(f"grad: argnum {k} but only {len(args)} positional arguments given")
+        # share=False: an array at two places of a structure gets each place's partial
+        # gradient, as in autograd and JAX (the Yota form counts a shared leaf once)
         if _stack():  # inside another trace: recorded there (higher derivatives)
-            val, grads, tape, t, used = grad_call(f, args, kwargs, argnums)
+            val, grads, tape, t, used = grad_call(f, args, kwargs, argnums, share=False)
         else:  # top level: gradients on values (as `g[i]` of the Yota form)
-            lz = LazyGrads(f, args, kwargs)
+            lz = LazyGrads(f, args, kwargs, share=False)
             val, t = lz.val, lz.t
             where = lz.leaves(argnums)
             cts, _ = lz.values(where, last=True)
@@ -217,7 +226,7 @@ def _grad_transform(f, argnum, with_value):
                                     "(integer or boolean)")
                 res.append(float(g) if isinstance(a, float) and not isinstance(g, Tracer) else g)
             else:
-                res.append(tree.unflatten_like(a, gl))
+                res.append(tree.unflatten_like(a, gl, share=False))
         g = tuple(res) if multi else res[0]
         return (val, g) if with_value else g
 
@@ -243,7 +252,13 @@ def play(tape, *args):
         if DEBUG_NANS[0] and isinstance(getattr(tape, "tape", None), Tape):
             tape = tape.tape  # tg.debug_nans(): the interpreter names the op that made a NaN
         else:
-            return tape.play(*args)
+            try:
+                return tape.play(*args)
+            except TypeError:
+                inner = getattr(tape, "tape", None)
+                if isinstance(inner, Tape):
+                    flat_inputs(inner, args)  # names a wrong argument count or structure
+                raise
     leaves = flat_inputs(tape, args)
     outs = interpret.run(tape, leaves)
     return fill(tape.out_tree, outs)
@@ -286,12 +301,11 @@ def _short(t):
 
 def update(model, g, fn):
     """Yota's update!: write fn(x, gx) back for every leaf named in `g`, in place."""
-    if isinstance(g, dict):
-        for path, gx in g.items():
-            if gx is None:
-                continue
-            x = tree.get_path(model, path)
-            tree.set_path(model, path, fn(x, gx))
+    if isinstance(g, dict):  # every new value computed and every path checked, then written
+        writes = [tree.path_setter(model, path, fn(tree.get_path(model, path), gx))
+                  for path, gx in g.items() if gx is not None]
+        for write in writes:
+            write()
         return model
     if isinstance(model, np.ndarray) and g is not None:
         model[...] = fn(model, g)

@@ -109,6 +109,13 @@ def _constructor(name):
         trace = _tracing()
         if trace is None or like is not None:
             return orig(*args, **kwargs)
+        if name == "full":  # np.full(n, x[0]): a broadcast of the traced fill (differentiable)
+            fill = args[1] if len(args) > 1 else kwargs.get("fill_value")
+            if isinstance(fill, Tracer):
+                from .handlers.indexing import traced_full
+
+                shape = args[0] if args else kwargs["shape"]
+                return traced_full(shape, fill, args[2] if len(args) > 2 else kwargs.get("dtype"))
         value = orig(*args, **kwargs)
         return Tracer(trace, trace.atom(value), value)
 

@@ -71,16 +71,16 @@ class Traced:
         self.in_tracers = in_tracers  # per argument, list of leaf Tracers
 
 
-def bind_inputs(trace: Trace, args) -> Traced:
+def bind_inputs(trace: Trace, args, share=True) -> Traced:
     paths, leaves, trees, tracers, traced_args = [], [], [], [], []
     for a in args:
-        p, lv, t = tree.flatten(a)
+        p, lv, t = tree.flatten(a, share)
         ts = [trace.new_input(x) for x in lv]
         paths.append(p)
         leaves.append(lv)
         trees.append(t)
         tracers.append(ts)
-        traced_args.append(tree.unflatten_like(a, ts))
+        traced_args.append(tree.unflatten_like(a, ts, share))
     trace.tape.in_tree = tuple(trees)
     keep_example(trace.tape, leaves)  # TAPEGRAD_DEBUG only
     return Traced(trace, traced_args, paths, leaves, trees, tracers)
@@ -106,6 +106,10 @@ def output_template(trace: Trace, out, outputs: list):
 
 def as_atom(trace: Trace, x):
     if isinstance(x, Tracer):
+        if x.stale:
+            from .inplace import _stale_error
+
+            raise _stale_error(x)
         if x._trace is trace:
             return x.node
         return trace.atom(x)
@@ -133,6 +137,12 @@ def trace_call(f, args, kwargs=None):
 
 
 def check_scalar_output(out, what="grad"):
+    if out is None:
+        raise TypeError(f"{what}: the function returned None (a missing `return`?); it must "
+                        "return a scalar")
+    if not isinstance(out, (Tracer, np.ndarray, np.generic, float, int, complex)):
+        raise TypeError(f"{what} needs a scalar output, got a {type(out).__name__}: return "
+                        "the scalar alone (tg.jacobian differentiates array outputs)")
     dtype = out.dtype if isinstance(out, Tracer) else np.result_type(out)
     shape = out.shape if isinstance(out, Tracer) else np.shape(out)
     if shape != ():
@@ -155,7 +165,7 @@ def differentiable_leaf(x) -> bool:
     return np.result_type(x).kind in "fc"
 
 
-def grad_call(f, args, kwargs=None, argnums=None, scalar_check="grad", build=True):
+def grad_call(f, args, kwargs=None, argnums=None, scalar_check="grad", build=True, share=True):
     """Trace `f`, run the reverse pass w.r.t. the leaves of `args[argnums]`.
 
     -> (value, grads, tape) where grads[i] is a list (per leaf of arg i) of gradient
@@ -163,7 +173,7 @@ def grad_call(f, args, kwargs=None, argnums=None, scalar_check="grad", build=Tru
     """
     argnums = range(len(args)) if argnums is None else argnums
     with new_trace(f) as tr:
-        t = bind_inputs(tr, args)
+        t = bind_inputs(tr, args, share)
         out = f(*t.args, **(kwargs or {}))
         if scalar_check:
             check_scalar_output(out, scalar_check)
@@ -203,9 +213,9 @@ class LazyGrads:
     are eager, since the enclosing trace may be gone by the time `g[i]` is read.
     """
 
-    def __init__(self, f, args, kwargs):
+    def __init__(self, f, args, kwargs, share=True):
         with new_trace(f) as tr:
-            self.t = bind_inputs(tr, args)
+            self.t = bind_inputs(tr, args, share)
             out = f(*self.t.args, **(kwargs or {}))
             check_scalar_output(out, "grad")
             self.out_atom = as_atom(tr, out)

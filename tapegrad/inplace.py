@@ -196,6 +196,8 @@ def _install() -> None:
     for name in ("T", "real", "imag"):
         prop = getattr(Tracer, name)
         setattr(Tracer, name, property(_tracking(prop.fget)))
+    for name in ("__float__", "__complex__"):
+        setattr(Tracer, name, _refusing_store(getattr(Tracer, name)))
     Tracer.copy = lambda self, order="C": fresh(self)
     Tracer.flatten = lambda self, order="C": fresh(H.reshape(self, (-1,), order))  # a copy
     Tracer.__pos__ = fresh
@@ -204,6 +206,7 @@ def _install() -> None:
         fresh(self) if copy and np.dtype(dtype) == self.dtype else astype(self, dtype, *a, **k))
     Tracer.__setitem__ = setitem
     Tracer.__array__ = _array
+    Tracer.stale = False  # see _Stale
     for name, ufunc in _AUGMENTED.items():
         setattr(Tracer, f"__i{name}__", _augmented(ufunc))
 
@@ -322,7 +325,12 @@ def _augmented(ufunc):
             new = new.astype(self.dtype)
         trace = self._trace
         if self.node in trace.tape.inputs and not _views_of(self) and _view_entry(self) is None:
-            return new  # an input without views: rebind the name (the input stays the input)
+            # an input without views: rebind the name (the input stays the input, as in
+            # autograd and JAX). Other names still holding the input (aliases, dict entries,
+            # attributes) would see its old value where NumPy shows the new one: they go
+            # stale, and using one raises
+            stale(self, f"x {_SYMBOL[ufunc]}= v at {user_loc() or 'unknown line'}")
+            return new
         if new._trace is not trace:
             raise TraceError(f"in-place update of a value of an enclosing trace with a value of "
                              f"an inner one (at {user_loc()}) cannot be recorded")
@@ -331,6 +339,76 @@ def _augmented(ufunc):
         return self
 
     return op
+
+
+class _Stale(Tracer):
+    """A traced input after `x op= v` rebound the name `x` to the result."""
+
+    __slots__ = ()
+    stale = True
+    _INTERNAL = frozenset({"_trace", "node", "value", "stale", "why", "shape", "dtype", "ndim",
+                           "size", "__class__", "__dict__", "__slots__", "_INTERNAL"})
+
+    def __getattribute__(self, name):
+        if name in _Stale._INTERNAL:
+            return object.__getattribute__(self, name)
+        raise _stale_error(self)
+
+    def __repr__(self):
+        return f"<stale traced input %{object.__getattribute__(self, 'node').id}>"
+
+
+_WHY: dict = {}  # id(stale tracer) -> where its name was rebound (weak by id: short-lived)
+
+
+def _stale_error(t) -> TraceError:
+    where = _WHY.get(id(t), "an in-place update")
+    return TraceError(
+        f"this traced input was updated in place ({where}), which rebinds that name to a "
+        "new value and leaves the input as it was; this other reference to it (an alias, a "
+        "dict entry or attribute) would see the old value where NumPy shows the new one. "
+        "Write x = x.copy() before updating it, or use the updated name")
+
+
+def _raiser(name):
+    def method(self, *args, **kwargs):
+        raise _stale_error(self)
+
+    method.__name__ = name
+    return method
+
+
+def stale(t, why: str) -> None:
+    """Make the Tracer object `t` refuse every use (its dunders and attributes raise),
+    keeping `node`/`value` for tapegrad's own bookkeeping (the gradient is still taken
+    with respect to this input)."""
+    if not _STALE_READY:
+        _install_stale()
+    if len(_WHY) > 1000:
+        _WHY.clear()
+    _WHY[id(t)] = why
+    t.__class__ = _Stale
+
+
+_STALE_READY = []
+
+
+def _install_stale() -> None:
+    """Give `_Stale` a raising version of every special method Tracer has (run once, on
+    first use: handlers install some of Tracer's after this module is imported)."""
+    _STALE_READY.append(True)
+    keep = {"__init__", "__new__", "__getattribute__", "__setattr__", "__delattr__", "__repr__",
+            "__hash__", "__eq__", "__ne__", "__class__", "__init_subclass__", "__subclasshook__",
+            "__reduce__", "__reduce_ex__", "__sizeof__", "__dir__", "__format__", "__str__",
+            "__weakref__", "__slots__", "__doc__", "__module__", "__array_priority__"}
+    for klass in Tracer.__mro__[:-1]:
+        for name, attr in vars(klass).items():
+            if name.startswith("__") and name.endswith("__") and name not in keep \
+                    and callable(attr) and name not in vars(_Stale):
+                setattr(_Stale, name, _raiser(name))
+    for name in ("__eq__", "__ne__", "__str__", "__format__"):
+        setattr(_Stale, name, _raiser(name))
+    _Stale.__hash__ = object.__hash__
 
 
 _SYMBOL = {np.add: "+", np.subtract: "-", np.multiply: "*", np.divide: "/", np.floor_divide: "//",
@@ -355,16 +433,35 @@ def _storing_subscript() -> bool:
         return False
 
 
+def _store_error() -> TraceError:
+    return TraceError(
+        f"a traced value was assigned into a plain ndarray at {user_loc() or 'unknown line'} "
+        "(B[...] = traced): NumPy would copy its numbers and drop the gradient. Make B "
+        "traced first, e.g. B = np.zeros(shape, like=A) with A a traced value, then "
+        "B[...] = A is recorded")
+
+
 def _array(self, dtype=None, copy=None):
     if self.is_constant():
         return _plain_array(self, dtype, copy)
     if _storing_subscript():
-        raise TraceError(
-            f"a traced value was assigned into a plain ndarray at {user_loc() or 'unknown line'} "
-            "(B[...] = traced): NumPy would copy its numbers and drop the gradient. Make B "
-            "traced first, e.g. B = np.zeros(shape, like=A) with A a traced value, then "
-            "B[...] = A is recorded")
+        raise _store_error()
     return _plain_array(self, dtype, copy)
+
+
+def _refusing_store(conv):
+    """float()/complex() of a traced scalar, refused where NumPy calls it to store the
+    number into a plain array (`B[i] = x[0]`): the gradient would be dropped silently."""
+    def method(self):
+        if self.dtype.kind in "fc" and not self.is_constant() and _storing_subscript():
+            # NumPy reports any error raised here as "setting an array element with a
+            # sequence"; the trace re-raises this one as it closes (`new_trace.__exit__`)
+            self._trace.dropped = err = _store_error()
+            raise err
+        return conv(self)
+
+    method.__name__ = conv.__name__
+    return method
 
 
 _LIKE = {np.zeros, np.ones, np.empty, np.full, np.eye, np.identity}

@@ -79,6 +79,19 @@ for _n, _u in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("tr
 Param.__neg__ = lambda self: np.negative(self)
 
 
+def _inplace(ufunc):
+    def op(self, other):  # `W -= lr * g` updates the value in place, as `W.value -= lr * g`
+        ufunc(self.value, other.value if isinstance(other, Param) else other, out=self.value)
+        return self
+
+    return op
+
+
+for _n, _u in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("truediv", np.divide),
+               ("pow", np.power), ("matmul", np.matmul)]:
+    setattr(Param, f"__i{_n}__", _inplace(_u))
+
+
 class DiffResult:
     """What `diff` returns: the value and the gradients of every Param it touched."""
 

@@ -79,6 +79,7 @@ class Trace:
         self._captured: dict = {}
         self.const_ids: set = set()  # vars that depend on no input (see Tracer.is_constant)
         self.ones: set = set()  # ids of vars known to be all ones (see `_times_one`)
+        self.dropped = None  # a TraceError to raise when the trace closes
         self.thread = threading.get_ident()
 
     # -- atoms --------------------------------------------------------------------------
@@ -273,6 +274,8 @@ class new_trace:
         finally:
             self.trace.closed = True
             _stack().pop()
+            if self.trace.dropped is not None:  # a gradient NumPy would drop (see inplace)
+                raise self.trace.dropped
 
 
 def _user_numpy(fn):

@@ -230,38 +230,63 @@ def holomorphic_grad(f, argnum=0):
 
 def jacobian(f, argnum=0):
     """`J[i..., j...] = d f(x)[i...] / d x[j...]`, shape `f(x).shape + x.shape`; one reverse
-    pass per output element, all on one trace."""
+    pass per output element, all on one trace. A tuple `argnum` gives a tuple of them."""
+    multi, argnums = _argnums(argnum)
+    _check_argnums(argnums, "jacobian")
 
     @_wrap(f, "jacobian")
     def jacfun(*args, **kwargs):
-        run = _Run(f, args, kwargs, (argnum,), "jacobian")
+        run = _Run(f, args, kwargs, argnums, "jacobian")
         _need_leaf(run, "jacobian")
         if _kind(run.out) == "b":
             raise TypeError("jacobian of a boolean output is not defined")
-        x = args[argnum]
-        xdt, xshape = _aval(x)
+        avals = [_aval(args[k]) for k in argnums]
         with run.reopened() as r:
             dtype, shape = _aval(r.out)
             if not isinstance(r.out, Tracer) or r.out._trace is not r.trace or dtype.kind not in "fc":
-                return np.zeros(shape + xshape, np.result_type(dtype, xdt))
-            rows = []
+                res = tuple(np.zeros(shape + xshape, np.result_type(dtype, xdt))
+                            for xdt, xshape in avals)
+                return res if multi else res[0]
+            rows = [[] for _ in argnums]
             n = int(np.prod(shape, dtype=np.int64))
             for i in range(n):
                 e = np.zeros(n, dtype)
                 e[i] = 1
-                (c,) = _vjp_in(r, e.reshape(shape))
-                rows.append(c if c is not None else np.zeros(xshape, xdt))
-            if not any(isinstance(c, Tracer) for c in rows):
-                return np.reshape(np.stack(rows), shape + xshape) if rows else \
-                    np.zeros(shape + xshape, xdt)
-            return _val(np.reshape(np.stack(rows), shape + xshape))
+                for k, c in enumerate(_vjp_in(r, e.reshape(shape))):
+                    rows[k].append(c if c is not None else np.zeros(avals[k][1], avals[k][0]))
+            res = tuple(_stack_rows(rk, shape, xdt, xshape)
+                        for rk, (xdt, xshape) in zip(rows, avals))
+            return res if multi else res[0]
 
     return jacfun
 
 
+def _stack_rows(rows, shape, xdt, xshape):
+    if not any(isinstance(c, Tracer) for c in rows):
+        return np.reshape(np.stack(rows), shape + xshape) if rows else np.zeros(shape + xshape, xdt)
+    return _val(np.reshape(np.stack(rows), shape + xshape))
+
+
+def _check_argnums(argnums, what):
+    for k in argnums:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+            raise TypeError(f"{what}: argnum must be an int or a tuple of ints, got {k!r}")
+
+
 def hessian(f, argnum=0):
-    """The Hessian `jacobian(grad(f))`, shape `x.shape + x.shape`."""
-    return _wrap(f, "hessian")(jacobian(_grad(f, argnum=argnum), argnum))
+    """The Hessian `jacobian(grad(f))`, shape `x.shape + x.shape`. A tuple `argnum` gives the
+    blocks as nested tuples, `H[i][j] = d2 f / d args[i] d args[j]` (JAX's layout)."""
+    multi, argnums = _argnums(argnum)
+    _check_argnums(argnums, "hessian")
+    if not multi:
+        return _wrap(f, "hessian")(jacobian(_grad(f, argnum=argnum), argnum))
+    rows = [jacobian(_grad(f, argnum=i), argnums) for i in argnums]
+
+    @_wrap(f, "hessian")
+    def hess(*args, **kwargs):
+        return tuple(row(*args, **kwargs) for row in rows)
+
+    return hess
 
 
 def hessian_vector_product(f, argnum=0):

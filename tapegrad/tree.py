@@ -63,16 +63,19 @@ def children(x):
     return None
 
 
-def flatten(x):
+def flatten(x, share=True):
     """-> (paths, leaves, treedef). `treedef` is hashable and describes the structure,
-    including the static values, so two calls with equal treedefs line up leaf by leaf."""
+    including the static values, so two calls with equal treedefs line up leaf by leaf.
+    `share`: one leaf stands for an object found at several paths (tied weights: the Yota
+    form's gradient counts it once); without, each path is its own leaf (as JAX and
+    autograd treat pytrees: per-slot partial gradients)."""
     if is_leaf(x):  # a plain array or scalar: what `walk` gives, without the walk
         return [()], [x], ("leaf", 0, _leaf_kind(x))
     paths, leaves, seen = [], [], {}
 
     def walk(obj, path, active):
         if is_leaf(obj):
-            k = seen.get(id(obj))
+            k = seen.get(id(obj)) if share else None
             if k is None:
                 k = seen[id(obj)] = len(leaves)
                 paths.append(path)
@@ -108,8 +111,8 @@ def _static_key(x):
         return ("id", id(x))
 
 
-def unflatten_like(x, leaves):
-    """A copy of structure `x` with its leaves replaced, in `flatten` order."""
+def unflatten_like(x, leaves, share=True):
+    """A copy of structure `x` with its leaves replaced, in `flatten(x, share)` order."""
     if is_leaf(x):
         return next(iter(leaves))
     seen = {}
@@ -117,6 +120,8 @@ def unflatten_like(x, leaves):
 
     def build(obj):
         if is_leaf(obj):
+            if not share:
+                return next(it)
             if id(obj) not in seen:
                 seen[id(obj)] = next(it)
             return seen[id(obj)]
@@ -158,22 +163,27 @@ def get_path(obj, path):
     return obj
 
 
-def set_path(obj, path, value):
-    """Write `value` at `path` inside `obj`: in place into an array leaf where possible."""
+def path_setter(obj, path, value):
+    """A function writing `value` at `path` inside `obj` (in place into an array leaf
+    where possible). Whether the write can happen is checked now, so a caller can check
+    every path before writing any."""
     parent = get_path(obj, path[:-1])
     k = path[-1]
     old = parent[k] if isinstance(parent, (dict, list)) or (
         isinstance(parent, tuple) and isinstance(k, int)) else getattr(parent, k)
     if isinstance(old, np.ndarray) and old.flags.writeable and np.shape(value) == old.shape:
-        old[...] = value
-        return
+        return lambda: old.__setitem__(Ellipsis, value)
     if isinstance(parent, (dict, list)):
-        parent[k] = value
-    elif isinstance(parent, tuple):
+        return lambda: parent.__setitem__(k, value)
+    if isinstance(parent, tuple):
         raise TypeError(f"cannot update field path {path}: it sits in an immutable tuple "
                         "and its leaf is not a writable array")
-    else:
-        object.__setattr__(parent, k, value)
+    return lambda: object.__setattr__(parent, k, value)
+
+
+def set_path(obj, path, value):
+    """Write `value` at `path` inside `obj`: in place into an array leaf where possible."""
+    path_setter(obj, path, value)()
 
 
 def describe(treedef) -> str:

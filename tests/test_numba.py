@@ -508,3 +508,25 @@ def test_fast_trig_inside_chain_block_agrees():
     assert ct.stats()["blocks"] == 1 and "_tg_sin(" in ct.source
     x[5, 7] = 4e5
     np.testing.assert_allclose(tg.play(ct, x)[1], tg.play(ct.tape, x)[1], rtol=1e-12, atol=1e-12)
+
+
+def test_long_chain_is_cut_into_repeated_kernels(monkeypatch):
+    # a long scalar loop is one fused region; cut at MAX_REGION_OPS, its chunks are the
+    # same kernel after canonical renaming (compile time stays flat in the tape's length)
+    from tapegrad.backends import kernels
+
+    monkeypatch.setattr(kernels, "MAX_REGION_OPS", 24)  # > a chain block's 16-op regions
+
+    def f(x):
+        for _ in range(40):
+            x = np.sin(x) * 1.0001
+        return x
+
+    _, g = tg.grad(f, 0.5)
+    ct = tg.compile(g.tape, wait=True)
+    st = ct.stats()
+    assert st["loop_regions"] >= len(g.tape.ops) // 24 and st["kernels"] <= 6 and st["blocks"] == 0
+    want = tg.play(g.tape, 0.3)
+    got = tg.play(ct, 0.3)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(got[1][0], want[1][0], rtol=1e-12)

@@ -390,3 +390,11 @@ tape(%1::float64[3,4], %2::float64[2,3], %3::float64[4,2]) -> (%8, %18)
 
     for want, got in zip(run(raw, [W, x, V]), run(opt, [W, x, V])):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_uniform_matmul_rewrite_keeps_the_wider_sum():
+    # ones(float64) @ x(float32) sums x in float64; column sums of x would sum in float32
+    x = np.random.default_rng(6).uniform(-2, 2, (3, 4)).astype(np.float32)
+    _, tape = tg.trace(lambda x: np.ones((2, 3)) @ x, x)
+    opt = optimize(tape, [fold, dce])
+    np.testing.assert_array_equal(tg.play(opt, x), np.ones((2, 3)) @ x)

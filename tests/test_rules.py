@@ -556,3 +556,22 @@ def test_value_only_handlers_match_numpy():
         np.testing.assert_array_equal(got, np.isclose(a, b, equal_nan=equal_nan))
         got, _ = tg.trace(lambda a: np.allclose(a[:3], b[:3], equal_nan=equal_nan), a)
         assert got == np.allclose(a[:3], b[:3], equal_nan=equal_nan)
+
+
+def test_multiple_output_ufuncs():
+    x = np.array([1.5, -2.3, np.inf, -np.inf, np.nan, -0.0, 0.7, -2.0])
+    y = np.array([0.7, -0.7, 0.7, 0.7, 0.7, 0.7, -0.7, 0.3])
+    with np.errstate(all="ignore"):
+        for fn, args in ((np.modf, (x,)), (np.divmod, (x, y)), (np.modf, (x.astype(np.float32),))):
+            got, _ = tg.trace(lambda *a: fn(*a), *args)
+            for a, b in zip(got, fn(*args)):
+                assert a.dtype == b.dtype
+                np.testing.assert_array_equal(a, b)
+                np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+    xs = np.array([1.5, 2.3, -0.4])
+    np.testing.assert_allclose(tg.grad(lambda x: np.sum(np.modf(x)[0] * x))(xs),
+                               2 * xs - np.trunc(xs))
+    np.testing.assert_allclose(tg.grad(lambda x: np.sum(np.divmod(x, 0.7)[1] ** 2))(xs),
+                               2 * np.remainder(xs, 0.7))
+    with pytest.raises(tg.TraceError, match="np.frexp returns 2 arrays"):
+        tg.grad(lambda x: np.sum(np.frexp(x)[0]))(xs)

@@ -386,3 +386,86 @@ def test_writing_an_enclosing_value_from_an_inner_trace_refused():
     x = np.array([1.5, 2.0])
     # inner gradient: 2 z x0 at z = x1 -> d/dx of 2 x0 x1 = [2 x1, 2 x0]
     np.testing.assert_allclose(tg.grad(ok)(x), [2 * x[1], 2 * x[0]])
+
+
+def test_traced_scalar_into_plain_array_is_refused():
+    # NumPy stores a 0-d traced value through float(): the gradient would be dropped silently
+    def f(x):
+        A = np.eye(2)
+        A[0, 1] = x[0]
+        return np.sum(A @ A)
+
+    def g(x):
+        s = np.array([0.0, 0.0])
+        s[0] = x[0]
+        return np.sum(s ** 2)
+
+    for fn in (f, g):
+        with pytest.raises(tg.TraceError, match="assigned into a plain ndarray"):
+            tg.grad(fn)(np.array([1.0, 2.0]))
+        with pytest.raises(tg.TraceError, match="assigned into a plain ndarray"):
+            tg.jit(tg.grad(fn))(np.array([1.0, 2.0]))
+
+    def explicit(x):  # float() by hand is a documented gradient stop (with a guard)
+        A = np.zeros(2)
+        A[0] = float(x[0])
+        return np.sum(A) + np.sum(x)
+
+    np.testing.assert_array_equal(tg.grad(explicit)(np.array([1.0, 2.0])), [1.0, 1.0])
+
+    def constant(x):  # a traced value that depends on no input stores fine
+        A = np.zeros(2)
+        A[0] = np.float64(2.0) * 3
+        return np.sum(A * x)
+
+    np.testing.assert_array_equal(tg.grad(constant)(np.array([1.0, 2.0])), [6.0, 0.0])
+
+
+def test_augmented_update_of_an_input_leaves_no_stale_alias():
+    # x op= v on an input rebinds the name (as autograd and JAX do); another reference to
+    # the input would see the old value where NumPy shows the new one, so it refuses use
+    def alias(x):
+        y = x
+        y *= 2.0
+        return np.sum(x)
+
+    def through_dict(d):
+        w = d["w"]
+        w += 1.0
+        return np.sum(d["w"] ** 2)
+
+    def returned(x):
+        y = x
+        y *= 2.0
+        return x
+
+    for fn, a in ((alias, np.arange(3.0)), (through_dict, {"w": np.ones(2)})):
+        with pytest.raises(tg.TraceError, match=r"updated in place \(x [*+]= v at"):
+            tg.value_and_grad(fn)(a)
+    with pytest.raises(tg.TraceError, match="updated in place"):
+        tg.trace(returned, np.arange(3.0))
+
+    def plain(x):  # the name itself is updated: NumPy's value and gradient
+        x *= 2.0
+        x += 1.0
+        return np.sum(x ** 2)
+
+    x = np.arange(3.0)
+    val, g = tg.value_and_grad(plain)(x)
+    assert val == np.sum((2 * x + 1) ** 2)
+    np.testing.assert_allclose(g, 4 * (2 * x + 1))
+    np.testing.assert_array_equal(x, np.arange(3.0))  # the caller's array is not written
+
+    class M:
+        pass
+
+    m = M()
+    m.W = np.ones(2)
+
+    def attr(m):  # m.W *= 3 sets the attribute to the result: fine
+        m.W *= 3.0
+        return np.sum(m.W ** 2)
+
+    val, g = tg.grad(attr, m)
+    assert val == 18.0
+    np.testing.assert_allclose(g[0][("W",)], [18.0, 18.0])

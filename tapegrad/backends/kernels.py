@@ -60,6 +60,11 @@ POWER_SHORTCUTS = {2: "{0} * {0}", 1: "{0}", 0.5: "np.sqrt({0})", -1: "{1} / {0}
 TRANSCENDENTAL = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan",
                   "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh",
                   "arctanh", "power", "arctan2", "logaddexp", "logaddexp2"}
+# a region closes at this many ops: Numba's compile time grows faster than linearly in a
+# function's length (a 500-op scalar chain: 1.3 s as one kernel; 10,000 ops: minutes),
+# and the chunks of a long repeated chain are the same kernel after canonical renaming,
+# compiled once
+MAX_REGION_OPS = 128
 VIEWS = {"broadcast_to", "reshape", "stop_gradient", "positive", "astype"}  # no arithmetic
 # ns saved per element (float64, float32) by NumPy's SIMD ufunc loop over Numba's scalar libm
 # call, measured on this machine (AVX2, llvmlite without SVML; 1 thread, 1e3-3e5 elements).
@@ -287,6 +292,8 @@ def plan(tape):
                 counter[0] += 1
             r.add(op, uniform)
             owner[op.outputs[0].id] = r
+            if len(r.ops) >= MAX_REGION_OPS:
+                flush(r)
             continue
         if reduction_kind(op) and vins and owner.get(vins[0].id) is not None \
                 and vins[0].id in owner[vins[0].id].members:

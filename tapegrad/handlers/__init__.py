@@ -22,6 +22,7 @@ from .reductions import _count, _reduction  # noqa: F401
 from .shape import *  # noqa: F401,F403
 from .shape import astype, reshape, transpose  # noqa: F401
 from .ufuncs import CALL_PRIMS, _matmul, handle_ufunc  # noqa: F401
+from . import methods, numeric, search  # noqa: E402,F401  (more NumPy coverage; QA)
 
 # -- methods on Tracer: one path, through the handlers above --------------------------------
 

@@ -37,3 +37,13 @@ def _check_out(out, what):
         raise TraceError(f"{what}(..., out=...) writes in place, which tracing cannot record "
                          f"(at {user_loc()}); use the returned value instead")
 
+
+def guard_shape(t) -> None:
+    """Guard the shape of a result whose shape depends on data (boolean masks, nonzero), at
+    every tracing level it is recorded at (the value of a nested Tracer is the Tracer of the
+    enclosing trace), so a replayed tape of any level refuses inputs of another shape."""
+    shape = tuple(t.shape)
+    while isinstance(t, Tracer):
+        if not t._trace.closed:
+            t._trace.guard("shape", t, shape)
+        t = t.value

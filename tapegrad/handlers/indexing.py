@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import TraceError
 from ..ir import prims as P
 from ..trace import Tracer, bind
-from .base import HANDLERS, _check_out, _dtype, _ndim, _shape, handles
+from .base import HANDLERS, _check_out, _dtype, _ndim, _shape, guard_shape, handles
 from .reductions import all_, max_, min_, sum_
 from .shape import astype, atleast_1d, atleast_2d, expand_dims, moveaxis, norm_axis, reshape, squeeze
 
@@ -53,9 +53,8 @@ def column_stack(tup):
 
 @handles(np.where)
 def where(condition, x=None, y=None):
-    if x is None and y is None:
-        raise TraceError("np.where(condition) with one argument gives data-dependent indices; "
-                         "use np.nonzero outside the traced function")
+    if x is None and y is None:  # np.nonzero(condition), its shape guarded
+        return HANDLERS[np.nonzero](condition)
     return bind(P.where, condition, x, y)
 
 
@@ -112,7 +111,7 @@ def getitem(x, key):
     out = bind(P.getitem, x, *arrays, index=template)
     if isinstance(out, Tracer) and any(_dtype(a) == np.bool_ and _ndim(a) for a in arrays):
         # a boolean mask makes the result's shape depend on data: guard it
-        out._trace.guard("shape", out, tuple(out.shape))
+        guard_shape(out)
     return out
 
 
@@ -214,13 +213,38 @@ def tril(m, k=0):
 def _like(a, fill_value=None, dtype=None, order="K", subok=True, shape=None, **kw):
     shape = tuple(_shape(a)) if shape is None else shape
     dtype = np.dtype(dtype or _dtype(a))
-    return np.full(shape, 0 if fill_value is None else fill_value, dtype=dtype)
+    fill = 0 if fill_value is None else fill_value
+    if isinstance(fill, Tracer):
+        return traced_full(shape, fill, dtype)
+    value = np.full(shape, fill, dtype=dtype)
+    # like np.zeros in the traced code's module: a traced constant, so writes into it are
+    # recorded (`y = np.zeros_like(x); y[1:] = x[:-1]`)
+    return traced_constant(value, a) if isinstance(a, Tracer) else value
 
 
 # np.zeros_like and friends take their fill from their own name
 for _f, _v in [(np.zeros_like, 0), (np.ones_like, 1), (np.empty_like, 0)]:
-    HANDLERS[_f] = (lambda v: lambda a, dtype=None, order="K", subok=True, shape=None:
+    HANDLERS[_f] = (lambda v: lambda a, dtype=None, order="K", subok=True, shape=None, **kw:
                     _like(a, v, dtype, shape=shape))(_v)
+
+
+def traced_constant(value, like):
+    """`value` as a constant of the innermost trace (`like`'s, or one nested inside it)."""
+    from ..trace import _stack
+
+    stack = _stack()
+    trace = stack[-1] if stack and not stack[-1].closed else like._trace
+    return Tracer(trace, trace.atom(value), value)
+
+
+def traced_full(shape, fill, dtype=None):
+    """np.full(shape, fill) for a traced fill: a broadcast of the fill (differentiable),
+    copied so that it is a fresh writable array rather than a read-only view."""
+    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+    if dtype is not None and np.dtype(dtype) != fill.dtype:
+        fill = astype(fill, dtype)
+    b = np.broadcast_to(fill, shape)
+    return bind(P.astype, b, dtype=b.dtype)
 
 
 @handles(np.real)

@@ -41,6 +41,8 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
             return inputs[0]
         if ufunc is np.matmul:
             return _matmul(*inputs)
+        if ufunc.nout > 1:
+            return _multiple_outputs(ufunc, inputs)
         prim = P.ufunc_prim(np.divide if ufunc is np.true_divide else ufunc)
         if dtype is None and not kwargs:
             CALL_PRIMS[ufunc] = prim
@@ -64,6 +66,20 @@ def handle_ufunc(ufunc, method, inputs, kwargs):
         raise TraceError(f"np.{ufunc.__name__}.at writes in place, which tracing cannot record "
                          f"(at {user_loc()})")
     raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced values")
+
+
+def _multiple_outputs(ufunc, inputs):
+    """Ufuncs giving several arrays, as NumPy defines them from single-output ones."""
+    if ufunc is np.divmod:
+        x, y = inputs
+        return np.floor_divide(x, y), np.remainder(x, y)
+    if ufunc is np.modf:  # (fractional, integral) parts, both with x's sign; modf(inf) = (0, inf)
+        (x,) = inputs
+        whole = np.trunc(x)
+        signed_zero = np.copysign(np.zeros_like(x), x)  # integral x (inf too): frac is +-0
+        return np.where(x == whole, signed_zero, x - whole), whole
+    raise TraceError(f"np.{ufunc.__name__} returns {ufunc.nout} arrays: not supported on traced "
+                     "values")
 
 
 def _matmul(a, b):

@@ -401,8 +401,8 @@ def _matmul(b, op, x, y):
     m, n = op.out.shape
     for uni, other, axis, ones_shape in ((x, y, 0, (m, 1)), (y, x, 1, (1, n))):
         c = b.uniform(uni)
-        if c is None or not np.isfinite(c):
-            continue
+        if c is None or not np.isfinite(c) or other.dtype != op.out.dtype:
+            continue  # (a float32 y in a float64 product is summed in float64 by matmul)
         s = b.helper(op, P.sum_, [other], (("axis", (axis,)), ("keepdims", True)))
         fill = b.helper(op, P.full, [], (("dtype", op.out.dtype), ("fill", c), ("shape", ones_shape)))
         if s is None or fill is None:
