@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, init=False, slots=True)
 class Var:
     """An SSA value: defined once, by a tape input or by one op."""
 
@@ -22,10 +22,11 @@ class Var:
     shape: tuple
 
     def __init__(self, id: int, dtype: np.dtype, shape: tuple):
-        # frozen: fields are written once, straight into __dict__ (the generated
-        # __init__ calls object.__setattr__ per field, a microsecond per op traced)
-        d = self.__dict__
-        d["id"], d["dtype"], d["shape"] = id, dtype, shape
+        # frozen: fields are written once, through the slots' own setters (the generated
+        # __init__ goes through object.__setattr__ per field; tracing makes a Var per op)
+        _VAR_ID(self, id)
+        _VAR_DTYPE(self, dtype)
+        _VAR_SHAPE(self, shape)
 
     def __eq__(self, other):
         # what the generated __eq__ compares, with the common cases (the same object, or
@@ -84,10 +85,12 @@ class Const:
         return hash((type(self.value), self.value if self.value == self.value else "nan"))
 
 
+_VAR_ID, _VAR_DTYPE, _VAR_SHAPE = (Var.__dict__[f].__set__ for f in ("id", "dtype", "shape"))
+
 Atom = "Var | Const"
 
 
-@dataclass(frozen=True, eq=False, init=False)
+@dataclass(frozen=True, eq=False, init=False, slots=True)
 class Op:
     """One primitive call: `outputs = prim(*inputs, **params)`.
 
@@ -108,9 +111,15 @@ class Op:
 
     def __init__(self, prim, inputs: tuple, outputs: tuple, params: tuple = (), loc: str = "",
                  note: str = "", buffers: tuple | None = None, group: int | None = None):
-        d = self.__dict__  # frozen: written once (see Var.__init__)
-        d["prim"], d["inputs"], d["outputs"], d["params"] = prim, inputs, outputs, params
-        d["loc"], d["note"], d["buffers"], d["group"] = loc, note, buffers, group
+        # frozen: written once (see Var.__init__)
+        _OP_PRIM(self, prim)
+        _OP_INPUTS(self, inputs)
+        _OP_OUTPUTS(self, outputs)
+        _OP_PARAMS(self, params)
+        _OP_LOC(self, loc)
+        _OP_NOTE(self, note)
+        _OP_BUFFERS(self, buffers)
+        _OP_GROUP(self, group)
 
     @property
     def out(self) -> Var:
@@ -127,6 +136,11 @@ class Op:
         )
         fields.update(changes)
         return Op(**fields)
+
+
+_OP_PRIM, _OP_INPUTS, _OP_OUTPUTS, _OP_PARAMS, _OP_LOC, _OP_NOTE, _OP_BUFFERS, _OP_GROUP = (
+    Op.__dict__[f].__set__
+    for f in ("prim", "inputs", "outputs", "params", "loc", "note", "buffers", "group"))
 
 
 @dataclass(frozen=True)
