@@ -49,7 +49,7 @@ class Var:
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, init=False, slots=True)
 class Const:
     """A scalar literal written inline in an op (`mul(%4, 2.0)`).
 
@@ -60,7 +60,7 @@ class Const:
     value: Any
 
     def __init__(self, value: Any):
-        self.__dict__["value"] = value  # frozen: written once (see Var.__init__)
+        _CONST_VALUE(self, value)  # frozen: written once (see Var.__init__)
 
     def __repr__(self) -> str:
         v = self.value
@@ -86,6 +86,7 @@ class Const:
 
 
 _VAR_ID, _VAR_DTYPE, _VAR_SHAPE = (Var.__dict__[f].__set__ for f in ("id", "dtype", "shape"))
+_CONST_VALUE = Const.__dict__["value"].__set__
 
 Atom = "Var | Const"
 
