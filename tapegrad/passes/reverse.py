@@ -263,7 +263,7 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
                 raise NoDerivativeError(
                     f"no derivative rule for primitive '{prim.name}' (argument {i}), needed at "
                     f"{format_op(op)}" + (f" ({op.loc})" if op.loc else ""))
-            c = maker(g, ans, *args, **params)
+            c = maker(g, ans, *args, **params) if params else maker(g, ans, *args)
             if c is None:
                 continue
             a = inputs[i]
