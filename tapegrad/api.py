@@ -282,7 +282,7 @@ def flat_inputs(tape, args) -> list:
         if isinstance(x, Tracer):
             dtype, shape = x.dtype, x.shape
         else:
-            if isinstance(x, np.ndarray) and x.dtype == object:
+            if isinstance(x, np.ndarray) and x.dtype.kind == "O":
                 raise ValueError(f"{name}: object arrays are not supported")
             a = np.asarray(x) if not isinstance(x, float) else None
             dtype, shape = (np.dtype(np.float64), ()) if a is None else (a.dtype, a.shape)

@@ -84,7 +84,7 @@ class Trace:
 
     # -- atoms --------------------------------------------------------------------------
     def new_input(self, value) -> "Tracer":
-        if isinstance(value, np.ndarray) and value.dtype == object:  # as `play` refuses them
+        if isinstance(value, np.ndarray) and value.dtype.kind == "O":  # as `play` refuses them
             raise TypeError("object arrays cannot be traced: pass a numeric array "
                             "(x.astype(float)) or put the values in a structure")
         tape = self.tape
