@@ -33,19 +33,19 @@ def _stack() -> list:
     return s
 
 
-# id(code object) -> (basename, or None for tapegrad/numpy internals; the code object).
-# Keyed by id: hashing a code object hashes its bytecode and constants (a microsecond for
-# a big function, per frame walked, per op traced). The entry keeps its code object alive,
-# so the id is never reused for another (as a dict keyed by code objects would keep it).
+# id(code object) -> (basename, or None for tapegrad/numpy internals; the code object;
+# for user code, `file:line` per instruction offset seen). Keyed by id: hashing a code
+# object hashes its bytecode and constants (a microsecond for a big function, per frame
+# walked, per op traced). The entry keeps its code object alive, so the id is never
+# reused for another (as a dict keyed by code objects would keep it).
 _INTERNAL: dict = {}
 
 
 def _classify(code):
     fn = code.co_filename
     internal = fn.startswith(_PKG_DIR) or fn.startswith(_NUMPY_DIR) or fn.startswith("<__array")
-    name = None if internal else os.path.basename(fn)
-    _INTERNAL[id(code)] = (name, code)
-    return name
+    entry = _INTERNAL[id(code)] = (None if internal else os.path.basename(fn), code, {})
+    return entry
 
 
 def user_loc(depth: int = 2) -> str:
@@ -56,11 +56,16 @@ def user_loc(depth: int = 2) -> str:
     while f is not None:
         code = f.f_code
         try:
-            name = internal[id(code)][0]
+            entry = internal[id(code)]
         except KeyError:
-            name = _classify(code)
-        if name is not None:
-            return f"{name}:{f.f_lineno}"
+            entry = _classify(code)
+        if entry[0] is not None:
+            locs = entry[2]  # an instruction offset is on one line: its text is kept
+            lasti = f.f_lasti
+            loc = locs.get(lasti)
+            if loc is None:
+                loc = locs[lasti] = f"{entry[0]}:{f.f_lineno}"
+            return loc
         f = f.f_back
     return ""
 
