@@ -60,11 +60,14 @@ POWER_SHORTCUTS = {2: "{0} * {0}", 1: "{0}", 0.5: "np.sqrt({0})", -1: "{1} / {0}
 TRANSCENDENTAL = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan",
                   "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh",
                   "arctanh", "power", "arctan2", "logaddexp", "logaddexp2"}
-# a region closes at this many ops: Numba's compile time grows faster than linearly in a
-# function's length (a 500-op scalar chain: 1.3 s as one kernel; 10,000 ops: minutes),
-# and the chunks of a long repeated chain are the same kernel after canonical renaming,
-# compiled once
-MAX_REGION_OPS = 128
+# a region closes at this many ops. Numba's compile time grows faster than linearly in a
+# function's length: a 500-op scalar chain compiles in 1.3 s as one kernel, 5,000 ops in
+# 19 s, 10,000 in 81 s. The chunks of a long repeated chain are the same kernel after
+# canonical renaming, so they compile once: 5,000 or 25,000 ops take about 9 s. Values
+# crossing a cut become kernel arguments (about 0.4 us each per call), so the cap stays
+# well above ordinary regions: a 128 cap made W6's 300-op region 3 kernels passing 100
+# forward values, 10 -> 54 us a call.
+MAX_REGION_OPS = 512
 VIEWS = {"broadcast_to", "reshape", "stop_gradient", "positive", "astype"}  # no arithmetic
 # ns saved per element (float64, float32) by NumPy's SIMD ufunc loop over Numba's scalar libm
 # call, measured on this machine (AVX2, llvmlite without SVML; 1 thread, 1e3-3e5 elements).
