@@ -16,7 +16,8 @@ from . import tree
 from .errors import TraceError
 from .ir import Const, Var
 from .passes import keep_example
-from .passes.reverse import backward, backward_values, owned, owned_values, zeros_like_var
+from .passes.reverse import (backward, backward_values, owned, owned_values, release_unread,
+                             zeros_like_var)
 from .trace import DEBUG_NANS, Trace, Tracer, _stack, new_trace
 
 
@@ -220,6 +221,8 @@ class LazyGrads:
             check_scalar_output(out, "grad")
             self.out_atom = as_atom(tr, out)
             self.val = value_of(tr, self.out_atom)
+        # large forward values no rule reads are freed now, before the reverse pass
+        release_unread(tr, [self.out_atom.id] if isinstance(self.out_atom, Var) else ())
         self.trace = tr
         self.args = args
         self.name = getattr(f, "__name__", "f")

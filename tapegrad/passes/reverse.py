@@ -10,6 +10,8 @@ and nowhere else. Because the rules are traced like user code, tracing through
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from ..errors import NoDerivativeError
@@ -340,6 +342,120 @@ def owned_values(cts: list, inputs: list) -> list:
             arrays.append(v)
         out.append(v)
     return out
+
+
+_READS: dict = {}  # rule -> (reads ans, input positions read or None for all)
+_ALL = (True, None)
+_FRAME_NAMES = frozenset({"locals", "vars", "eval", "exec", "sys", "inspect"})
+
+
+def rule_reads(fn) -> tuple:
+    """Which of its arguments a VJP rule can read: (`ans`?, input positions read, or None
+    for all). Read off the rule's bytecode: a parameter the code never loads (nor a nested
+    function captures) is never read. Anything but a plain function, a `*args` that is
+    loaded, or a look at the frame (`locals()`, ...) counts as reading everything."""
+    try:
+        return _READS[fn]
+    except KeyError:
+        pass
+    except TypeError:
+        return _ALL
+    r = _ALL
+    code = getattr(fn, "__code__", None)
+    if type(fn) is _FUNCTION and code is not None and code.co_argcount >= 2 and not (
+            _FRAME_NAMES & set(code.co_names)):
+        import dis
+
+        read = set(code.co_cellvars)
+        for ins in dis.get_instructions(code):
+            if ins.opname.startswith("LOAD_") or ins.opname.startswith("DELETE_"):
+                val = ins.argval
+                if isinstance(val, str):
+                    read.add(val)
+                elif isinstance(val, tuple):
+                    read.update(x for x in val if isinstance(x, str))
+        names = code.co_varnames[:code.co_argcount]
+        star = code.co_varnames[code.co_argcount + code.co_kwonlyargcount] if (
+            code.co_flags & _CO_VARARGS) else None
+        if star is None or star not in read:
+            shape_only = getattr(fn, "shape_only", ())
+            r = (names[1] in read, frozenset(i for i, n in enumerate(names[2:])
+                                             if n in read and i not in shape_only))
+    _READS[fn] = r
+    return r
+
+
+_FUNCTION = type(rule_reads)
+_CO_VARARGS = 0x04
+_RELEASE_BYTES = 1 << 18  # only arrays this big are worth dropping early
+_NBYTES = operator.attrgetter("nbytes")
+
+
+def release_unread(trace: Trace, keep) -> None:
+    """Drop (set to None) the values of `trace` that no VJP rule can read, so a large
+    forward intermediate nobody will look at again is freed before the reverse pass
+    allocates its own arrays (as HIPS autograd's closures keep only what a rule uses).
+
+    For a finished top-level trace (`core.LazyGrads`). `keep`: ids to keep whatever the
+    rules read (the output). Inputs are always kept; so is everything an op without a
+    rule touches. An op with no inexact output never gets a cotangent, so its rule never
+    runs. A rule is called with None for a dropped value it does not read."""
+    values = trace.values
+    try:  # a C loop first: a long trace of small arrays (an RNN) pays microseconds
+        if max(map(_NBYTES, values.values()), default=0) < _RELEASE_BYTES:
+            return
+    except AttributeError:  # a Python scalar
+        pass
+    big = [k for k, x in values.items()
+           if x.__class__ is np.ndarray and x.nbytes >= _RELEASE_BYTES]
+    if not big:
+        return
+    inputs_ids = {v.id for v in trace.tape.inputs}
+    need = set(keep) | inputs_ids
+    shaped = set()  # ids some rule reads the shape of (`shape_only`: positions, on the rule)
+    for op in trace.tape.ops:
+        outputs = op.outputs
+        for v in outputs:
+            if v.dtype.kind in "fc":
+                break
+        else:
+            continue
+        prim = op.prim
+        fn = VJPS_ALL.get(prim)
+        shape_only = ()
+        if fn is not None:
+            ans, pos = rule_reads(fn)
+        else:
+            makers = VJPS.get(prim)
+            if makers is None:
+                ans, pos = _ALL
+            else:
+                ans, pos = False, frozenset()
+                inputs = op.inputs
+                for i, m in enumerate(makers):
+                    if m is None or i >= len(inputs):
+                        continue
+                    x = inputs[i]  # a maker runs only for an argument that can be active
+                    if type(x) is not Var or (x.dtype.kind not in "fc" and x.id not in inputs_ids):
+                        continue
+                    reads_ans, p = rule_reads(m)
+                    shape_only += tuple(getattr(m, "shape_only", ()))
+                    ans = ans or reads_ans
+                    pos = None if pos is None or p is None else pos | p
+        if ans:
+            need.update(v.id for v in outputs)
+        for i, a in enumerate(op.inputs):
+            if type(a) is Var:
+                if pos is None or i in pos:
+                    need.add(a.id)
+                elif shape_only and i in shape_only:
+                    shaped.add(a.id)
+    for k in big:
+        if k not in need:
+            x = values[k]
+            # a rule that reads only the shape gets a stand-in of no memory
+            values[k] = (np.broadcast_to(np.zeros((), x.dtype), x.shape) if k in shaped
+                         else None)
 
 
 def zeros_like_var(trace: Trace, var) -> Tracer:

@@ -22,7 +22,12 @@ def _expand(g, x, axis, keepdims):
     return np.broadcast_to(keepdims_shape(g, x, axis, keepdims), np.shape(x))
 
 
-vjp("sum", lambda g, ans, x, axis, keepdims: _expand(g, x, axis, keepdims))
+def _sum_vjp(g, ans, x, axis, keepdims):
+    return _expand(g, x, axis, keepdims)
+
+
+_sum_vjp.shape_only = (0,)  # reads x's shape only (`passes.reverse.release_unread`)
+vjp("sum", _sum_vjp)
 
 
 def _prod_vjp(g, ans, x, axis, keepdims):
