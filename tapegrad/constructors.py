@@ -22,6 +22,7 @@ arrays; writing a traced value into those raises `TraceError`.
 
 from __future__ import annotations
 
+import operator
 import os
 import sys
 import sysconfig
@@ -129,13 +130,25 @@ class _NumpyProxy(types.ModuleType):
     NumPy's own (looked up on each access)."""
 
     def __getattr__(self, name):
-        return getattr(np, name)
+        # kept in the proxy's own dict (a plain module lookup from then on, not this hook,
+        # about a microsecond); `user_numpy` checks them against NumPy's when a module
+        # starts using the proxy, so a NumPy attribute rebound since is looked up afresh
+        value = getattr(np, name)
+        if name not in _PROXY_OWN and _NP_DICT.get(name) is value:
+            self.__dict__[name] = value
+            _cached.append(name)
+            _cached_values.append(value)
+        return value
 
 
+_cached: list = []  # NumPy names the proxy holds in its dict, as looked up
+_cached_values: list = []  # and their values
+_NP_DICT = np.__dict__
 PROXY = _NumpyProxy("numpy", np.__doc__)
 WRAPPERS = {"array": array, "asarray": asarray,
             **{name: _constructor(name) for name in ("zeros", "ones", "empty", "full")}}
 PROXY.__dict__.update(WRAPPERS)
+_PROXY_OWN = frozenset(PROXY.__dict__)  # the module's own attributes and the wrappers
 _BY_ORIG = [(_ORIG[name], w) for name, w in WRAPPERS.items()]
 _patched: dict = {}  # id(module globals) -> [users, {name: original}, globals]
 
@@ -161,45 +174,78 @@ def _globals_of(fn):
     return None
 
 
-_scans: dict = {}  # id(module globals) -> (number of globals when scanned, names found)
+_scans: dict = {}  # id(module globals) -> (number of globals when scanned, [(name, value, new)])
+_REPLACE = {id(np): PROXY, **{id(o): w for o, w in _BY_ORIG}}  # these objects live forever
+_user_globals: dict = {}  # id(module globals) -> (its __file__, whether user code owns it)
 
 
 def _numpy_names(g) -> list:
-    """Names in `g` bound to numpy or a wrapped function (scanned again when the module
-    gains or loses globals; a scan of a big module costs tens of microseconds)."""
+    """(name, value, replacement) for the names in `g` bound to numpy or a wrapped
+    function (scanned again when the module gains or loses globals, or one of those names
+    is rebound; a scan of a big module costs tens of microseconds)."""
     hit = _scans.get(id(g))
     if hit is not None and hit[0] == len(g):
-        return [n for n in hit[1] if n in g]
-    originals = [o for o, _ in _BY_ORIG]
-    names = [k for k, v in g.items() if v is np or any(v is o for o in originals)]
-    _scans[id(g)] = (len(g), names)
-    return names
+        found = hit[1]
+        for name, value, _ in found:
+            if g.get(name) is not value:
+                break
+        else:
+            return found
+    found = []
+    for k, v in g.items():
+        new = _REPLACE.get(id(v))
+        if new is not None:
+            found.append((k, v, new))
+    _scans[id(g)] = (len(g), found)
+    return found
 
 
-@contextmanager
-def user_numpy(fn):
-    """While tracing `fn`: in its module, names bound to `numpy` (or to `numpy.zeros`, ...)
-    resolve to the proxy (or the wrapper). Reference-counted per module, thread-safe; the
-    wrappers pass through to NumPy for any thread that is not tracing."""
-    g = _globals_of(fn) if fn is not None else None
-    if g is None:
-        yield
-        return
-    with _lock:
-        entry = _patched.get(id(g))
-        if entry is None:
-            saved = {}  # name -> (original, replacement)
-            for name in _numpy_names(g):
-                value = g[name]
-                new = PROXY if value is np else next((w for o, w in _BY_ORIG if value is o), None)
-                if new is not None:
+class user_numpy:
+    """While tracing `fn` (`with user_numpy(fn):`): in its module, names bound to `numpy`
+    (or to `numpy.zeros`, ...) resolve to the proxy (or the wrapper). Reference-counted
+    per module, thread-safe; the wrappers pass through to NumPy for any thread that is not
+    tracing. (A class: a generator context manager costs more, on every `tg.grad`.)"""
+
+    __slots__ = ("g", "entry")
+
+    def __init__(self, fn):
+        if fn is None:
+            self.g = None
+            return
+        if fn.__class__ is _FunctionType and "__wrapped__" not in fn.__dict__:
+            g = fn.__globals__  # a plain function (the common case): its module, if user code
+            hit = _user_globals.get(id(g))
+            path = g.get("__file__")
+            if hit is None or hit[0] is not path:
+                hit = _user_globals[id(g)] = (path, _globals_of(fn) is g)
+            self.g = g if hit[1] else None
+        else:
+            self.g = _globals_of(fn)
+
+    def __enter__(self):
+        g = self.g
+        if g is None:
+            return None
+        with _lock:
+            entry = _patched.get(id(g))
+            if entry is None:
+                if not _patched and _cached and not all(
+                        map(_is, map(_NP_DICT.get, _cached), _cached_values)):
+                    _forget_lookups()  # NumPy rebound one since it was cached
+                saved = {}  # name -> (original, replacement)
+                for name, value, new in _numpy_names(g):
                     saved[name] = (value, new)
                     g[name] = new
-            entry = _patched[id(g)] = [0, saved, g]
-        entry[0] += 1
-    try:
-        yield
-    finally:
+                entry = _patched[id(g)] = [0, saved, g]
+            entry[0] += 1
+        self.entry = entry
+        return None
+
+    def __exit__(self, *exc):
+        g = self.g
+        if g is None:
+            return False
+        entry = self.entry
         with _lock:
             entry[0] -= 1
             if entry[0] == 0:
@@ -207,3 +253,16 @@ def user_numpy(fn):
                 for name, (value, new) in entry[1].items():
                     if g.get(name) is new:  # unless the user rebound it meanwhile
                         g[name] = value
+        return False
+
+
+def _forget_lookups():
+    d = PROXY.__dict__
+    for name in _cached:
+        d.pop(name, None)
+    _cached.clear()
+    _cached_values.clear()
+
+
+_FunctionType = types.FunctionType
+_is = operator.is_

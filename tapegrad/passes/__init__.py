@@ -28,8 +28,25 @@ storage from liveness, which depends on the final order, so it runs last."""
 
 
 def checking() -> bool:
-    """Whether `optimize` checks every pass by default (env TAPEGRAD_DEBUG set, not 0)."""
-    return os.environ.get("TAPEGRAD_DEBUG", "") not in ("", "0")
+    """Whether `optimize` checks every pass by default (env TAPEGRAD_DEBUG set, not 0).
+
+    Read on every call (tests set and unset it), from the mapping behind `os.environ`
+    where there is one: `os.environ.get` encodes the key and decodes the value, about a
+    microsecond on every trace."""
+    env = os.environ
+    if env is _ENVIRON and _ENV_DATA is not None:
+        v = _ENV_DATA.get(_DEBUG_KEY)
+        return v is not None and v not in _OFF
+    return env.get("TAPEGRAD_DEBUG", "") not in ("", "0")
+
+
+_ENVIRON = os.environ
+_ENV_DATA = getattr(os.environ, "_data", None)  # CPython's os._Environ: encoded keys/values
+try:
+    _DEBUG_KEY = os.environ.encodekey("TAPEGRAD_DEBUG")
+except AttributeError:  # not CPython's os._Environ: always os.environ.get
+    _ENV_DATA = None
+_OFF = (b"", b"0", "", "0")
 
 
 def optimize(tape: Tape, pipeline=None, check: bool | None = None) -> Tape:
