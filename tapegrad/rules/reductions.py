@@ -23,6 +23,13 @@ def _expand(g, x, axis, keepdims):
 
 
 def _sum_vjp(g, ans, x, axis, keepdims):
+    if (axis is None and g.__class__ is np.ndarray and x.__class__ is np.ndarray
+            and g.ndim == 0 and g.dtype.kind in "fc"):
+        # on values (the eager pass): what _expand gives, a read-only view of g with zero
+        # strides, made directly (np.broadcast_to's Python wrapper costs about 2 us)
+        out = np.ndarray(x.shape, g.dtype, g, 0, (0,) * x.ndim)
+        out.flags.writeable = False
+        return out
     return _expand(g, x, axis, keepdims)
 
 
