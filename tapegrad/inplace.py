@@ -182,8 +182,10 @@ def _install() -> None:
             trace = _stack()[-1]
             return Tracer(trace, trace.atom(arr), arr)
         out = array_function(self, func, types, args, kwargs)
-        if type(out) is Tracer and func not in _SAME_OK and any(out is a for a in args):
-            return fresh(out)
+        if type(out) is Tracer and func not in _SAME_OK:
+            for a in args:  # a loop, not any(genexpr): this runs on every traced call
+                if out is a:
+                    return fresh(out)
         note_views(out, args)
         return out
 

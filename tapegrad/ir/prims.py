@@ -145,7 +145,7 @@ def _sum(x, axis=None, keepdims=False):
     # np.sum of an ndarray is np.add.reduce (`_wrapreduction`: same dtype rules, result
     # type, axis tuples, 0-d), without its Python wrapper (about 1.5 us a call)
     if x.__class__ is np.ndarray and (axis is None or axis.__class__ is int or axis.__class__ is tuple):
-        return _add_reduce(x, axis=axis, keepdims=keepdims)
+        return _add_reduce(x, axis, None, None, keepdims)  # (axis, dtype, out, keepdims)
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
