@@ -377,13 +377,16 @@ def bind(prim, *args, **params):
     return tuple(Tracer(trace, v, o) for v, o in zip(out_vars, outs))
 
 
-def _bind_unary(prim, a, params):
-    """`bind` of one Tracer whose value is concrete (no enclosing level to record at)."""
+def _bind_unary(prim, a, params, sorted_params=None):
+    """`bind` of one Tracer whose value is concrete (no enclosing level to record at).
+    `sorted_params`: `params` as the sorted pairs an op keeps, where the caller has them."""
     trace = a._trace
     if trace.closed or trace.thread != threading.get_ident():
         raise TraceError(escaped_message(a))
     out = prim.impl(a.value, **params)
-    if params:
+    if sorted_params is not None:
+        params = sorted_params
+    elif params:
         params = tuple(params.items())
         if len(params) > 1:
             params = tuple(sorted(params))

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import TraceError
 from ..ir import prims as P
-from ..trace import Tracer, bind
+from ..trace import Tracer, _bind_unary, bind
 from .base import HANDLERS, _check_out, _dtype, _ndim, _shape, handles
 from .shape import astype, expand_dims, norm_axis, reshape
 
@@ -36,8 +36,14 @@ def _reduction(name, x, axis, keepdims, dtype=None, out=None, initial=None, wher
 def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     if (axis is None and dtype is None and out is None and keepdims is False and initial is None
             and where is None and type(a) is Tracer and a.dtype.kind in "fc"):
+        if type(a.value) is not Tracer:  # what bind does, its params already sorted
+            return _bind_unary(P.sum_, a, _SUM_ALL, _SUM_ALL_SORTED)
         return bind(P.sum_, a, axis=None, keepdims=False)  # np.sum(x): what _reduction gives
     return _reduction("sum", a, axis, keepdims, dtype, out, initial, where)
+
+
+_SUM_ALL = {"axis": None, "keepdims": False}  # never written: passed as **params
+_SUM_ALL_SORTED = (("axis", None), ("keepdims", False))
 
 
 @handles(np.prod)
