@@ -65,6 +65,29 @@ def unbroadcast(trace: Trace, c, var):
     return c
 
 
+def _pass_setup(trace: Trace, out, wrt: list, state, seed):
+    """What a reverse pass (recorded or on values) starts from: -> (ops, wrt ids, their
+    set, active var ids, cotangents, vars done by an earlier call, how cotangents are
+    taken), or None where `out` does not depend on `wrt`. With `state` (see `backward`)
+    successive calls share the op list, the cotangents and the vars already done."""
+    if state is not None:
+        ops = state.setdefault("ops", list(trace.tape.ops))
+    else:
+        ops = list(trace.tape.ops)
+    wrt_ids = [w.id for w in wrt]
+    active = active_vars(ops, wrt_ids)
+    if not isinstance(out, Var) or out.id not in active:
+        return None
+    if state is None:
+        ct, done, take = {out.id: seed}, (), dict.pop
+    else:
+        ct = state.setdefault("ct", {out.id: seed})
+        done = state.setdefault("done", set())
+        # cotangents stay for a later call, unless the caller says this is the last one
+        take = dict.get if state.get("keep", True) else dict.pop
+    return ops, wrt_ids, set(wrt_ids), active, ct, done, take
+
+
 def backward(trace: Trace, out, wrt: list, seed=None, state: dict | None = None) -> list:
     """Cotangents of `wrt` (Vars of `trace`) for output `out` (a Var or Const), as Tracers
     of `trace` or None where the output does not depend on them. Appends the backward
@@ -74,24 +97,12 @@ def backward(trace: Trace, out, wrt: list, seed=None, state: dict | None = None)
     seed share work: a var's cotangent d out/d var does not depend on `wrt`, so a var
     made active by an earlier call already has its final cotangent, and a later call
     only adds what flows into the vars new to it (`g[1]` after `g[0]` in the Yota form)."""
-    if state is not None:
-        ops = state.setdefault("ops", list(trace.tape.ops))
-    else:
-        ops = list(trace.tape.ops)
-    wrt_ids = [w.id for w in wrt]
-    wrt_set = set(wrt_ids)
-    active = active_vars(ops, wrt_ids)
-    if not isinstance(out, Var) or out.id not in active:
-        return [None] * len(wrt)
-    if seed is None:
+    if seed is None and isinstance(out, Var):
         seed = Tracer(trace, Const(out.dtype.type(1)), out.dtype.type(1))
-    if state is None:
-        ct, done, take = {out.id: seed}, (), dict.pop
-    else:
-        ct = state.setdefault("ct", {out.id: seed})
-        done = state.setdefault("done", set())
-        # cotangents stay for a later call, unless the caller says this is the last one
-        take = dict.get if state.get("keep", True) else dict.pop
+    setup = _pass_setup(trace, out, wrt, state, seed)
+    if setup is None:
+        return [None] * len(wrt)
+    ops, wrt_ids, wrt_set, active, ct, done, take = setup
     values = trace.values
     d_out = f"d%{out.id}/d"
     saved = trace.note, trace.loc
@@ -139,6 +150,16 @@ def backward(trace: Trace, out, wrt: list, seed=None, state: dict | None = None)
 _NO_PARAMS: dict = {}  # never written: `**params` makes a fresh dict per call
 
 
+def _maker(op, makers, i):
+    """The VJP maker for argument i of `op` (`makers`: its primitive's entry in VJPS), None
+    where the rule declares no gradient through it; NoDerivativeError where it has none."""
+    if makers is not None and i < len(makers):
+        return makers[i]
+    raise NoDerivativeError(
+        f"no derivative rule for primitive '{op.prim.name}' (argument {i}), needed at "
+        f"{format_op(op)}" + (f" ({op.loc})" if op.loc else ""))
+
+
 def _cotangents(op, todo, g, ans, args, params, trace, d_out):
     prim = op.prim
     if prim in VJPS_ALL:
@@ -150,13 +171,9 @@ def _cotangents(op, todo, g, ans, args, params, trace, d_out):
         return
     makers = VJPS.get(prim)
     for i in todo:
-        maker = makers[i] if makers is not None and i < len(makers) else None
+        maker = _maker(op, makers, i)
         if maker is None:
-            if makers is not None and i < len(makers):
-                continue  # declared: no gradient through this argument
-            raise NoDerivativeError(
-                f"no derivative rule for primitive '{prim.name}' (argument {i}), needed at "
-                f"{format_op(op)}" + (f" ({op.loc})" if op.loc else ""))
+            continue  # declared: no gradient through this argument
         trace.note = f"{d_out}{op.inputs[i]!r}"
         c = maker(g, ans, *args, **params)
         if c is not None:
@@ -172,21 +189,10 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
     Yota form): recording every backward op costs microseconds per op, and nothing reads
     those ops (`g.tape` runs its own recorded pass). Rules see 0-d arrays where a trace
     holds NumPy scalars, as they would see 0-d Tracers. `state` as for `backward`."""
-    if state is not None:
-        ops = state.setdefault("ops", list(trace.tape.ops))
-    else:
-        ops = list(trace.tape.ops)
-    wrt_ids = [w.id for w in wrt]
-    wrt_set = set(wrt_ids)
-    active = active_vars(ops, wrt_ids)
-    if not isinstance(out, Var) or out.id not in active:
+    setup = _pass_setup(trace, out, wrt, state, out.dtype.type(1) if isinstance(out, Var) else None)
+    if setup is None:
         return [None] * len(wrt)
-    if state is None:
-        ct, done, take = {out.id: out.dtype.type(1)}, (), dict.pop
-    else:
-        ct = state.setdefault("ct", {out.id: out.dtype.type(1)})
-        done = state.setdefault("done", set())
-        take = dict.get if state.get("keep", True) else dict.pop
+    ops, wrt_ids, wrt_set, active, ct, done, take = setup
     values = trace.values
     generic, ndarray = np.generic, np.ndarray
     for op in reversed(ops):
@@ -258,13 +264,9 @@ def backward_values(trace: Trace, out, wrt: list, state: dict | None = None) -> 
             continue
         makers = VJPS.get(prim)
         for i in todo:
-            maker = makers[i] if makers is not None and i < len(makers) else None
+            maker = _maker(op, makers, i)
             if maker is None:
-                if makers is not None and i < len(makers):
-                    continue  # declared: no gradient through this argument
-                raise NoDerivativeError(
-                    f"no derivative rule for primitive '{prim.name}' (argument {i}), needed at "
-                    f"{format_op(op)}" + (f" ({op.loc})" if op.loc else ""))
+                continue  # declared: no gradient through this argument
             c = maker(g, ans, *args, **params) if params else maker(g, ans, *args)
             if c is None:
                 continue
