@@ -45,24 +45,7 @@ def unbroadcast(trace: Trace, c, var):
             return c  # the common case: nothing to do
     else:
         c = Tracer(trace, trace.atom(np.asarray(c)), np.asarray(c))
-    cshape = c.shape
-    if len(cshape) < len(shape):  # a rule may return a cotangent that broadcasts up
-        c = np.broadcast_to(c, np.broadcast_shapes(tuple(cshape), tuple(shape)))
-        cshape = c.shape
-    if tuple(cshape) != tuple(shape):
-        lead = len(cshape) - len(shape)
-        axes = tuple(range(lead)) + tuple(
-            i + lead for i, s in enumerate(shape) if s == 1 and cshape[i + lead] != 1)
-        if axes:
-            c = np.sum(c, axis=axes, keepdims=False)
-        if tuple(c.shape) != tuple(shape):
-            c = np.reshape(c, shape)
-    if c.dtype != var.dtype:
-        if c.dtype.kind == "c" and var.dtype.kind != "c":
-            c = np.real(c)
-        if c.dtype != var.dtype:
-            c = c.astype(var.dtype)
-    return c
+    return _unbroadcast_value(c, var)  # NumPy calls on a Tracer: recorded
 
 
 def _pass_setup(trace: Trace, out, wrt: list, state, seed):
@@ -309,10 +292,10 @@ def _accumulate(ct: dict, var: Var, c) -> None:
 
 
 def _unbroadcast_value(c, var):
-    """`unbroadcast` on values."""
+    """Sum `c` (a value, or a Tracer for `unbroadcast`) back to `var`'s shape and cast it."""
     shape = var.shape
     cshape = c.shape
-    if len(cshape) < len(shape):
+    if len(cshape) < len(shape):  # a rule may return a cotangent that broadcasts up
         c = np.broadcast_to(c, np.broadcast_shapes(tuple(cshape), tuple(shape)))
         cshape = c.shape
     if tuple(cshape) != tuple(shape):
