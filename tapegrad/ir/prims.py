@@ -65,6 +65,7 @@ COMMUTATIVE_UFUNCS = {"add", "multiply", "maximum", "minimum", "fmax", "fmin", "
                       "logical_or", "logical_xor"}
 
 UFUNC_PRIMS: dict = {}
+ON_NEW_UFUNC: list = []  # callbacks(ufunc) for a ufunc not from NumPy (rules load SciPy's lazily)
 
 
 def ufunc_prim(ufunc) -> Primitive:
@@ -77,6 +78,9 @@ def ufunc_prim(ufunc) -> Primitive:
         p = defprim(name, ufunc, elementwise=True, linear=name in LINEAR_UFUNCS,
                     commutative=name in COMMUTATIVE_UFUNCS)
         UFUNC_PRIMS[ufunc] = p
+        if getattr(np, ufunc.__name__, None) is not ufunc:
+            for hook in ON_NEW_UFUNC:
+                hook(ufunc)
     return p
 
 

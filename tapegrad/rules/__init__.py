@@ -49,6 +49,22 @@ def has_rule(p) -> bool:
 
 from . import indexing, linalg, reductions, shape, ufuncs  # noqa: E402,F401  (fill the table)
 from . import jvp as _jvp  # noqa: E402  (forward-mode rules; issue 6)
-from . import fft, index_update, numpy_linalg, special  # noqa: E402,F401  (issue 6)
+from . import fft, index_update, numpy_linalg  # noqa: E402,F401  (issue 6)
+
+
+def _load_scipy_rules(ufunc=None) -> None:
+    """Register the `scipy.special` rules (`rules/special.py`) once SciPy is in use:
+    importing scipy.special costs about 0.25 s, which `import tapegrad` need not pay. Runs
+    when a ufunc not from NumPy first gets a primitive while scipy.special is imported
+    (a SciPy ufunc called on a traced value), and from `tapegrad.scipy`."""
+    import sys
+
+    if "scipy.special" in sys.modules or ufunc is None:
+        from . import special  # noqa: F401  (once: a module; it fills its JVPs itself)
+
+
+from ..ir.prims import ON_NEW_UFUNC  # noqa: E402
+
+ON_NEW_UFUNC.append(_load_scipy_rules)
 
 _jvp.fill_elementwise_from_vjps()

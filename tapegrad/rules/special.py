@@ -80,3 +80,9 @@ if sc is not None:
         lambda g, ans, df, t: g * np.exp(sc.gammaln((df + 1.0) / 2.0) - sc.gammaln(df / 2.0)
                                          - 0.5 * np.log(df * np.pi)
                                          - (df + 1.0) / 2.0 * np.log1p(t * t / df)))
+
+
+if sc is not None:  # loaded after the rule table (see rules._load_scipy_rules): the
+    from .jvp import fill_elementwise_from_vjps  # `g * f'(x)` makers serve forward mode
+
+    fill_elementwise_from_vjps()
