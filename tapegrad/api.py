@@ -8,7 +8,7 @@ import numpy as np
 
 from . import tree
 from .backends import interpret
-from .core import LazyGrads, Slot, check_scalar_output, fill, grad_call, trace_call
+from .core import LazyGrads, Slot, check_scalar_output, differentiable_leaf, fill, grad_call, trace_call
 from .ir import Primitive, Tape
 from .ir import prims as P
 from .rules import VJPS
@@ -226,6 +226,9 @@ def _grad_transform(f, argnum, with_value):
                                     "(integer or boolean)")
                 res.append(float(g) if isinstance(a, float) and not isinstance(g, Tracer) else g)
             else:
+                if not any(differentiable_leaf(x) for x in t.arg_leaves[k]):
+                    raise TypeError(f"grad: argument {k} ({type(a).__name__}) has nothing to "
+                                    "differentiate: no float or complex array or number in it")
                 res.append(tree.unflatten_like(a, gl, share=False))
         g = tuple(res) if multi else res[0]
         return (val, g) if with_value else g

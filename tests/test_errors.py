@@ -229,3 +229,12 @@ def test_compiled_tape_wrong_argument_count_is_named():
     with pytest.raises(ValueError, match="tape takes 1 arguments, got 2"):
         tg.play(ct, np.ones(3), np.ones(3))
     np.testing.assert_allclose(tg.play(ct, np.ones(3)), np.sin(np.ones(3)) * 2)
+
+
+def test_function_grad_of_an_argument_with_nothing_to_differentiate():
+    # as autograd ("Can't differentiate w.r.t. type int"): never the argument handed back
+    for a in ("a", 3, None, {"n": 3}):
+        with pytest.raises(TypeError, match="has nothing to differentiate"):
+            tg.grad(lambda x: 3.0)(a)
+    g = tg.grad(lambda d: np.sum(d["w"]) * d["n"])({"w": np.ones(2), "n": 3})
+    np.testing.assert_array_equal(g["w"], [3.0, 3.0])
