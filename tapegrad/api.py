@@ -79,7 +79,7 @@ class GradResult:
                 used_by_leaf[i][j] = u
                 slot_grads[i][j] = Slot(k + 1, "float" if isinstance(t.arg_leaves[i][j], float) else "array")
             slot_grads = [s if any(x is not None for x in s) else None for s in slot_grads]
-            tape.out_tree = (Slot(0, "float" if isinstance(lz.val, float) else "array"),
+            tape.out_tree = (Slot(0, "float" if type(lz.val) is float else "array"),
                              _yota_format(lz.args, slot_grads, t.arg_paths, used_by_leaf, slots=True))
             self._tape = optimize(tape)
         return self._tape
@@ -184,7 +184,7 @@ def _eager_yota_grad(f, args, kwargs):
         slot_grads[i][j] = Slot(k, "float" if isinstance(t.arg_leaves[i][j], float) else "array")
         k += 1
     gtuple = _yota_format(args, grads, t.arg_paths, used_by_leaf)
-    tape.out_tree = (Slot(0, "float" if isinstance(val, float) else "array"),
+    tape.out_tree = (Slot(0, "float" if type(val) is float else "array"),
                      _yota_format(args, slot_grads, t.arg_paths, used_by_leaf, slots=True))
     tape = optimize(tape)
     if isinstance(val, np.ndarray) and val.ndim == 0:

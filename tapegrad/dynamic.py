@@ -411,7 +411,7 @@ def _grad_result(fn, args, n, optimized=True):
         slot_grads[i][j] = Slot(k, "float" if isinstance(t.arg_leaves[i][j], float) else "array")
     a, paths = args[:n], t.arg_paths[:n]
     gtuple = _yota_format(a, grads[:n], paths, used_by_leaf)
-    tape.out_tree = (Slot(0, "float" if isinstance(val, float) else "array"),
+    tape.out_tree = (Slot(0, "float" if type(val) is float else "array"),
                      _yota_format(a, slot_grads, paths, used_by_leaf, slots=True))
     if optimized:
         tape = optimize(tape)

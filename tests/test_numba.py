@@ -241,7 +241,7 @@ SNAPSHOT = '''\
 def run(v1):
     # g0: numba loop over [3] (6 ops fused), kernel tgk_<hash>
     v4, v10, = _kern0(v1)
-    return (float(v4), (v10, ), )
+    return (np.float64(v4), (v10, ), )
 
 
 # tgk_<hash> (6 ops, 6 ops fused)
