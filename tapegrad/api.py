@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class GradResult:
         if isinstance(i, slice):
             return [self[k] for k in range(len(self._grads))[i]]
         n = len(self._grads)
-        k = i.__index__() if not isinstance(i, int) else i
+        k = operator.index(i)
         if not -n <= k < n:
             raise IndexError(f"gradient index {i} out of range: the function has {n} arguments")
         k %= n

@@ -181,11 +181,6 @@ def path_setter(obj, path, value):
     return lambda: object.__setattr__(parent, k, value)
 
 
-def set_path(obj, path, value):
-    """Write `value` at `path` inside `obj`: in place into an array leaf where possible."""
-    path_setter(obj, path, value)()
-
-
 def describe(treedef) -> str:
     if treedef[0] == "leaf":
         return treedef[2]

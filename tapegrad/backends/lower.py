@@ -22,7 +22,7 @@ def expand_gemm(tape: Tape) -> Tape:
         for a, flag in zip(op.inputs, (op.kw.get("ta", False), op.kw.get("tb", False))):
             if flag:
                 t = out.new_var(a.dtype, a.shape[::-1])
-                out.ops.append(Op(P.PRIMS["transpose"], (a,), (t,), (("axes", (1, 0)),),
+                out.ops.append(Op(P.transpose, (a,), (t,), (("axes", (1, 0)),),
                                   loc=op.loc, note=op.note))
                 a = t
             ins.append(a)

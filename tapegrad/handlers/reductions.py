@@ -106,24 +106,23 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, 
     return np.sqrt(var(a, axis, dtype, out, ddof, keepdims, where, mean, correction))
 
 
-@handles(np.cumsum)
-def cumsum(a, axis=None, dtype=None, out=None):
-    _check_out(out, "cumsum")
-    if dtype is not None:
-        a = astype(a, dtype)
-    if axis is None:
-        a, axis = reshape(a, (-1,)), 0
-    return bind(P.cumsum, a, axis=int(axis) % max(_ndim(a), 1))
+def _cumulative(fn, prim):
+    """The handler of np.cumsum / np.cumprod (`fn`), recording `prim` over one axis."""
+    @handles(fn)
+    def handler(a, axis=None, dtype=None, out=None):
+        _check_out(out, fn.__name__)
+        if dtype is not None:
+            a = astype(a, dtype)
+        if axis is None:
+            a, axis = reshape(a, (-1,)), 0
+        return bind(prim, a, axis=int(axis) % max(_ndim(a), 1))
+
+    handler.__name__ = fn.__name__
+    return handler
 
 
-@handles(np.cumprod)
-def cumprod(a, axis=None, dtype=None, out=None):
-    _check_out(out, "cumprod")
-    if dtype is not None:
-        a = astype(a, dtype)
-    if axis is None:
-        a, axis = reshape(a, (-1,)), 0
-    return bind(P.cumprod, a, axis=int(axis) % max(_ndim(a), 1))
+cumsum = _cumulative(np.cumsum, P.cumsum)
+cumprod = _cumulative(np.cumprod, P.cumprod)
 
 
 @handles(np.argmax)

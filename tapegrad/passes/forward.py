@@ -29,6 +29,7 @@ from ..ir import Const, Var, format_op
 from ..ir import prims as P
 from ..rules import JVPS, VJPS, VJPS_ALL
 from ..trace import Trace, Tracer
+from .reverse import cast_like
 
 
 def _inexact(dtype) -> bool:
@@ -48,12 +49,7 @@ def fit(trace: Trace, t, var):
         t = Tracer(trace, trace.atom(a), a)
     if tuple(t.shape) != tuple(var.shape):
         t = np.broadcast_to(t, var.shape)
-    if t.dtype != var.dtype:
-        if t.dtype.kind == "c" and var.dtype.kind != "c":
-            t = np.real(t)
-        if t.dtype != var.dtype:
-            t = t.astype(var.dtype)
-    return t
+    return cast_like(t, var)
 
 
 def forward(trace: Trace, wrt: list, tangents: list, outs: list | None = None) -> list:

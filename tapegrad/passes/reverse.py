@@ -306,6 +306,12 @@ def _unbroadcast_value(c, var):
             c = np.sum(c, axis=axes, keepdims=False)
         if tuple(np.shape(c)) != tuple(shape):
             c = np.reshape(c, shape)
+    return cast_like(c, var)
+
+
+def cast_like(c, var):
+    """`c` (a value or Tracer) in `var`'s dtype; a complex `c` for a real var keeps its
+    real part (autograd's convention)."""
     if c.dtype != var.dtype:
         if c.dtype.kind == "c" and var.dtype.kind != "c":
             c = np.real(c)

@@ -52,14 +52,14 @@ from . import jvp as _jvp  # noqa: E402  (forward-mode rules; issue 6)
 from . import fft, index_update, numpy_linalg  # noqa: E402,F401  (issue 6)
 
 
-def _load_scipy_rules(ufunc=None) -> None:
+def _load_scipy_rules(ufunc) -> None:
     """Register the `scipy.special` rules (`rules/special.py`) once SciPy is in use:
     importing scipy.special costs about 0.25 s, which `import tapegrad` need not pay. Runs
-    when a ufunc not from NumPy first gets a primitive while scipy.special is imported
-    (a SciPy ufunc called on a traced value), and from `tapegrad.scipy`."""
+    when a ufunc not from NumPy first gets a primitive while scipy.special is imported (a
+    SciPy ufunc called on a traced value); `tapegrad.scipy` imports rules.special itself."""
     import sys
 
-    if "scipy.special" in sys.modules or ufunc is None:
+    if "scipy.special" in sys.modules:
         from . import special  # noqa: F401  (once: a module; it fills its JVPs itself)
 
 
