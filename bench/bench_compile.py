@@ -402,14 +402,17 @@ def test_interleaved_ratios(benchmark, w):
         fn()
     check(w, fns["compiled"]())
     times = {k: [] for k in fns}
+    cpu = dict.fromkeys(fns, 0.0)
 
     def rounds():
         end = time.perf_counter() + float(os.environ.get("TG_BENCH_SECONDS", "6"))
         while time.perf_counter() < end:
             for k, fn in fns.items():
+                c0 = time.process_time()
                 t0 = time.perf_counter()
                 fn()
                 times[k].append(time.perf_counter() - t0)
+                cpu[k] += time.process_time() - c0
 
     benchmark.pedantic(rounds, rounds=1, iterations=1)
     info = {f"{k}_median_us": float(np.median(t) * 1e6) for k, t in times.items()}
@@ -417,6 +420,9 @@ def test_interleaved_ratios(benchmark, w):
     for other in [k for k in fns if k != "compiled"]:
         info[f"compiled/{other} median"] = float(np.median(times["compiled"]) / np.median(times[other]))
         info[f"compiled/{other} min"] = float(np.min(times["compiled"]) / np.min(times[other]))
+    # CPU-seconds per wall-second of each contender: above ~1.1 means it ran on more
+    # than one core (bench/conftest.py pins the process to one CPU so that none does)
+    info.update({f"{k}_cpu_per_wall": float(cpu[k] / np.sum(t)) for k, t in times.items()})
     info["rounds"] = len(times["hand"])
     benchmark.extra_info.update(info)
     print(w, {k: round(v, 3) for k, v in info.items()})
