@@ -9,7 +9,8 @@ import numpy as np
 
 from . import tree
 from .backends import interpret
-from .core import LazyGrads, Slot, check_scalar_output, differentiable_leaf, fill, grad_call, trace_call
+from .core import (LazyGrads, Slot, as_kind_of, check_scalar_output, differentiable_leaf, fill, grad_call,
+                   slot_kind, trace_call)
 from .ir import Primitive, Tape
 from .ir import prims as P
 from .rules import VJPS
@@ -51,9 +52,7 @@ class GradResult:
         if _is_plain_leaf(t.args[i]):  # what _yota_format gives a plain leaf, without lists
             cts, _ = lz.values(where, zeros=True)
             g = cts[0] if cts else None
-            if isinstance(lz.args[i], float) and g is not None and not isinstance(g, Tracer):
-                g = float(g)
-            return g
+            return as_kind_of(g, lz.args[i])
         cts, used = lz.values(where, zeros=False)
         grads = [None] * len(lz.t.arg_leaves)
         grads[i] = [None] * len(t.arg_leaves[i])
@@ -62,7 +61,7 @@ class GradResult:
             grads[a][j] = c
             used_by_leaf[a][j] = u
         return _yota_format([lz.args[k] if k == i else None for k in range(len(t.args))],
-                            grads, t.arg_paths, used_by_leaf)[i]
+                            grads, t.arg_paths, used_by_leaf, leaves=t.arg_leaves)[i]
 
     @property
     def tape(self):
@@ -78,7 +77,7 @@ class GradResult:
             slot_grads = [[None] * len(lv) for lv in t.arg_leaves]
             for k, ((i, j), u) in enumerate(zip(where, used)):
                 used_by_leaf[i][j] = u
-                slot_grads[i][j] = Slot(k + 1, "float" if isinstance(t.arg_leaves[i][j], float) else "array")
+                slot_grads[i][j] = Slot(k + 1, slot_kind(t.arg_leaves[i][j]))
             slot_grads = [s if any(x is not None for x in s) else None for s in slot_grads]
             tape.out_tree = (Slot(0, "float" if type(lz.val) is float else "array"),
                              _yota_format(lz.args, slot_grads, t.arg_paths, used_by_leaf, slots=True))
@@ -112,20 +111,22 @@ def _is_plain_leaf(a) -> bool:
     return isinstance(a, Tracer) or tree.is_leaf(a)
 
 
-def _yota_format(args, grads, paths, used_by_leaf, slots=False):
-    """Per argument: array/float gradient, {path: grad} dict for structures, or None."""
+def _yota_format(args, grads, paths, used_by_leaf, slots=False, leaves=None):
+    """Per argument: array/float gradient, {path: grad} dict for structures, or None.
+    Values (not `slots`) come back in their leaf's kind (`as_kind_of`; `leaves`: the
+    arguments' flat leaves)."""
     out = []
     for i, a in enumerate(args):
         gi = grads[i]
         if _is_plain_leaf(a):
             g = gi[0] if gi else None
-            if isinstance(a, float) and g is not None and not slots and not isinstance(g, Tracer):
-                g = float(g)
-            out.append(g)
+            out.append(g if slots else as_kind_of(g, a))
         elif not gi:  # None, or a structure without differentiable leaves (int, str, bool)
             out.append(None)
         else:
-            out.append({p: g for p, g, u in zip(paths[i], gi, used_by_leaf[i]) if g is not None and u})
+            kinds = leaves[i] if leaves is not None and not slots else [None] * len(gi)
+            out.append({p: g if x is None else as_kind_of(g, x)
+                        for p, g, u, x in zip(paths[i], gi, used_by_leaf[i], kinds) if g is not None and u})
     return tuple(out)
 
 
@@ -182,9 +183,9 @@ def _eager_yota_grad(f, args, kwargs):
     slot_grads = [None if g is None else [None] * len(g) for g in grads]
     for (i, j), u in zip(tape.meta["wrt"], used):
         used_by_leaf[i][j] = u
-        slot_grads[i][j] = Slot(k, "float" if isinstance(t.arg_leaves[i][j], float) else "array")
+        slot_grads[i][j] = Slot(k, slot_kind(t.arg_leaves[i][j]))
         k += 1
-    gtuple = _yota_format(args, grads, t.arg_paths, used_by_leaf)
+    gtuple = _yota_format(args, grads, t.arg_paths, used_by_leaf, leaves=t.arg_leaves)
     tape.out_tree = (Slot(0, "float" if type(val) is float else "array"),
                      _yota_format(args, slot_grads, t.arg_paths, used_by_leaf, slots=True))
     tape = optimize(tape)
@@ -225,12 +226,13 @@ def _grad_transform(f, argnum, with_value):
                 if g is None:
                     raise TypeError(f"grad: argument {k} ({type(a).__name__}) is not differentiable "
                                     "(integer or boolean)")
-                res.append(float(g) if isinstance(a, float) and not isinstance(g, Tracer) else g)
+                res.append(as_kind_of(g, a))
             else:
                 if not any(differentiable_leaf(x) for x in t.arg_leaves[k]):
                     raise TypeError(f"grad: argument {k} ({type(a).__name__}) has nothing to "
                                     "differentiate: no float or complex array or number in it")
-                res.append(tree.unflatten_like(a, gl, share=False))
+                res.append(tree.unflatten_like(
+                    a, [as_kind_of(g, x) for g, x in zip(gl, t.arg_leaves[k])], share=False))
         g = tuple(res) if multi else res[0]
         return (val, g) if with_value else g
 

@@ -33,12 +33,34 @@ class Slot:
         return f"Slot({self.k})"
 
 
+def slot_kind(leaf) -> str:
+    """How a gradient w.r.t. `leaf` is handed back: "float" for a Python float, "array0" for
+    a 0-d ndarray (NumPy's ufuncs turn 0-d arrays into scalars on the way), else "array"."""
+    if isinstance(leaf, float):
+        return "float"
+    return "array0" if isinstance(leaf, np.ndarray) and leaf.ndim == 0 else "array"
+
+
+def as_kind_of(g, leaf):
+    """Gradient `g` of `leaf` in the leaf's kind (`slot_kind`): a float for a Python float,
+    an ndarray for an ndarray argument, 0-d included (API contract)."""
+    if g is None or isinstance(g, Tracer):
+        return g
+    if isinstance(leaf, float):
+        return float(g)
+    if isinstance(leaf, np.ndarray) and not isinstance(g, np.ndarray):
+        return np.asarray(g)
+    return g
+
+
 def fill(template, values):
     """Rebuild a result from an output template and flat values."""
     if isinstance(template, Slot):
         v = values[template.k]
         if template.kind == "float" and not isinstance(v, Tracer):
             return float(v)
+        if template.kind == "array0" and not isinstance(v, (Tracer, np.ndarray)):
+            return np.asarray(v)
         if template.kind == "complex" and not isinstance(v, Tracer):
             return complex(v)
         return v

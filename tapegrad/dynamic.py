@@ -42,7 +42,7 @@ import numpy as np
 
 from . import tree
 from .backends import interpret
-from .core import Slot, fill, grad_call, trace_call
+from .core import Slot, fill, grad_call, slot_kind, trace_call
 from .errors import GuardError
 from .ir import Guard, Var
 from .trace import Tracer
@@ -408,9 +408,9 @@ def _grad_result(fn, args, n, optimized=True):
     slot_grads = [None if g is None else [None] * len(g) for g in grads[:n]]
     for k, ((i, j), u) in enumerate(zip(tape.meta["wrt"], used), start=1):
         used_by_leaf[i][j] = u
-        slot_grads[i][j] = Slot(k, "float" if isinstance(t.arg_leaves[i][j], float) else "array")
+        slot_grads[i][j] = Slot(k, slot_kind(t.arg_leaves[i][j]))
     a, paths = args[:n], t.arg_paths[:n]
-    gtuple = _yota_format(a, grads[:n], paths, used_by_leaf)
+    gtuple = _yota_format(a, grads[:n], paths, used_by_leaf, leaves=t.arg_leaves)
     tape.out_tree = (Slot(0, "float" if type(val) is float else "array"),
                      _yota_format(a, slot_grads, paths, used_by_leaf, slots=True))
     if optimized:

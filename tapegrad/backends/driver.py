@@ -230,6 +230,8 @@ class _Emitter:
                 n = f"{n}.copy()"
             if template.kind == "float":
                 return f"float({n})"
+            if template.kind == "array0":  # a kernel hands back a float32 scalar as a float
+                return f"np.asarray({n}, np.{a.dtype.name})" if hasattr(a, "dtype") else f"np.asarray({n})"
             if template.kind == "complex":
                 return f"complex({n})"
             if hasattr(a, "id") and not a.shape and self.producer.get(a.id) == "kernel" \

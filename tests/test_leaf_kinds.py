@@ -1,0 +1,69 @@
+"""Each gradient comes back in its argument's kind (API contract: "Array argument ->
+ndarray of the same shape and dtype. Python float -> float"), on every path: a 0-d
+ndarray argument gets a 0-d ndarray, though NumPy's ufuncs turn 0-d arrays into scalars."""
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def f(x):
+    return np.sin(x) * x
+
+
+def df(x):
+    return np.cos(x) * x + np.sin(x)
+
+
+def paths():
+    def yota(a):
+        return tg.grad(f, a)[1][0]
+
+    def tape(a):
+        return tg.play(tg.grad(f, a)[1].tape, a)[1][0]
+
+    def compiled(a):
+        return tg.play(tg.compile(tg.grad(f, a)[1].tape, wait=True), a)[1][0]
+
+    return {"yota": yota, "tape": tape, "compiled": compiled,
+            "compile=True": lambda a: tg.grad(f, a, compile=True)[1][0],
+            "dynamic": lambda a: tg.grad(f, a, dynamic=True)[1][0],
+            "function": lambda a: tg.grad(f)(a),
+            "value_and_grad": lambda a: tg.value_and_grad(f)(a)[1]}
+
+
+@pytest.mark.parametrize("path", list(paths()))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_0d_array_argument_gets_0d_array(path, dtype):
+    a = np.array(0.7, dtype)
+    g = paths()[path](a)
+    assert type(g) is np.ndarray and g.shape == () and g.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(g, df(0.7), rtol=1e-6 if dtype == "float32" else 1e-14)
+
+
+@pytest.mark.parametrize("path", list(paths()))
+def test_python_float_argument_gets_float(path):
+    g = paths()[path](0.7)
+    assert type(g) is float
+    assert g == pytest.approx(df(0.7), rel=1e-14)
+
+
+@pytest.mark.parametrize("form", ["yota", "tape", "function"])
+def test_struct_leaves_keep_their_kinds(form):
+    d = {"a": np.array(2.0), "b": 1.5, "c": np.ones(3)}
+
+    def h(d):
+        return d["a"] * d["b"] + np.sum(d["c"] ** 2) * d["a"]
+
+    if form == "function":
+        g = {(k,): v for k, v in tg.grad(h)(d).items()}
+    else:
+        v, gr = tg.grad(h, d)
+        g = gr[0] if form == "yota" else tg.play(gr.tape, d)[1][0]
+    assert type(g[("a",)]) is np.ndarray and g[("a",)].shape == ()
+    assert type(g[("b",)]) is float
+    assert g[("c",)].shape == (3,)
+    assert float(g[("a",)]) == pytest.approx(1.5 + 3.0)
+    assert g[("b",)] == pytest.approx(2.0)
+    np.testing.assert_allclose(g[("c",)], 2 * 2.0 * np.ones(3))
