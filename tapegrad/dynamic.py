@@ -42,7 +42,7 @@ import numpy as np
 
 from . import tree
 from .backends import interpret
-from .core import Slot, fill, grad_call, slot_kind, trace_call
+from .core import Slot, filler, grad_call, slot_kind, trace_call
 from .errors import GuardError
 from .ir import Guard, Var
 from .trace import Tracer
@@ -103,7 +103,7 @@ def add_shape_guards(tape) -> None:
 
 
 class _Entry:
-    __slots__ = ("key", "tape", "runner", "compiled", "path", "last", "pending")
+    __slots__ = ("key", "tape", "runner", "compiled", "path", "last", "pending", "filled")
 
     def __init__(self, key, tape, runner_and_compiled):
         self.key, self.tape = key, tape
@@ -111,6 +111,17 @@ class _Entry:
         self.path = tuple((g.kind, g.var.id, g.expected) for g in tape.guards)
         self.last = 0
         self.pending = None  # the background job that optimises and compiles the tape
+        self.filled = (None, None)  # (out_tree, its `filler`)
+
+    def fill(self, outs):
+        """The result from flat outputs: `core.filler` of the tape's output template (made
+        again when the background upgrade swaps the tape)."""
+        tmpl, fn = self.filled
+        if tmpl is not self.tape.out_tree:
+            tmpl = self.tape.out_tree
+            fn = filler(tmpl)
+            self.filled = (tmpl, fn)
+        return fn(outs)
 
     def upgrade(self) -> None:
         """Optimise the raw tape and compile it, then swap both in (each swap is one
@@ -355,7 +366,7 @@ class Jit(_Cached):
         return val, optimize(tape) if optimized else tape
 
     def _finish(self, entry, outs):
-        return fill(entry.tape.out_tree, outs)
+        return entry.fill(outs)
 
 
 def default_jit_compile() -> bool:
@@ -391,7 +402,7 @@ class DynamicGrad(_Cached):
     def _finish(self, entry, outs):
         from .api import GradResult
 
-        val, grads = fill(entry.tape.out_tree, outs)
+        val, grads = entry.fill(outs)
         if isinstance(val, np.ndarray) and val.ndim == 0:
             val = val[()]
         return val, GradResult(grads, entry.tape)

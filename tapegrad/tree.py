@@ -71,6 +71,19 @@ def flatten(x, share=True):
     autograd treat pytrees: per-slot partial gradients)."""
     if is_leaf(x):  # a plain array or scalar: what `walk` gives, without the walk
         return [()], [x], ("leaf", 0, _leaf_kind(x))
+    t = type(x)
+    if (t is tuple or t is list) and x:  # a flat tuple/list of distinct arrays: what `walk`
+        for e in x:  # gives, from a cache (tg.jit and play flatten parameters every call)
+            if type(e) is not np.ndarray:
+                break
+        else:
+            n = len(x)
+            if not share or len({id(e) for e in x}) == n:
+                hit = _FLAT_SEQ.get((t, n))
+                if hit is None:
+                    hit = _FLAT_SEQ[(t, n)] = ([(i,) for i in range(n)], (t, tuple(
+                        (i, ("leaf", i, "array")) for i in range(n))))
+                return list(hit[0]), list(x), hit[1]
     paths, leaves, seen = [], [], {}
 
     def walk(obj, path, active):
@@ -92,6 +105,9 @@ def flatten(x, share=True):
     tree = walk(x, (), frozenset())
     walk = None  # break the closure's self-reference: leaves (Tracers) free by refcount
     return paths, leaves, tree
+
+
+_FLAT_SEQ: dict = {}  # (tuple or list, length) -> (paths, treedef) of a flat sequence of arrays
 
 
 def _leaf_kind(x):

@@ -435,3 +435,23 @@ def test_a_broken_cached_tape_is_replaced_once_with_a_warning():
     assert jf(x) == pytest.approx(np.sum(np.sin(x)))  # the fresh entry serves it
     info = jf.cache_info()
     assert (info.hits, info.misses, info.entries) == (1, 2, 1)
+
+
+def test_generated_filler_matches_fill():
+    """tg.jit fills its result with a generated function (core.filler); it must build what
+    the generic core.fill builds, conversions and odd templates included."""
+    from collections import namedtuple
+
+    from tapegrad.core import Slot, fill, filler
+
+    NT = namedtuple("NT", "a b")
+    outs = [np.float32(1), 2.0, np.float64(3), np.arange(3.0), np.float64(5)]
+    templates = [(Slot(0), (Slot(1), Slot(2, "float"), Slot(3), Slot(4, "array0"))),
+                 [Slot(0), {"a": Slot(1), 3: (Slot(2),)}], NT(Slot(0), Slot(1)),
+                 {(1, 2): Slot(3)}, (Slot(0), None, 7), Slot(2, "float"), ()]
+    for t in templates:
+        a, b = fill(t, outs), filler(t)(outs)
+        assert repr(a) == repr(b) and type(a) is type(b)
+    got = filler(templates[0])(outs)
+    assert type(got[1][1]) is float and type(got[1][3]) is np.ndarray and got[1][3].shape == ()
+    assert got[1][2] is outs[3]  # arrays handed over, not copied

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from tapegrad import tree
 
 Layer = namedtuple("Layer", "W b")
 
@@ -231,3 +232,21 @@ def test_missing_return_and_non_scalar_outputs_are_named():
         tg.grad(loss, np.ones(3))
     with pytest.raises(TypeError, match="needs a scalar output, got a tuple"):
         tg.grad(lambda x: (np.sum(x), 1.0))(np.ones(3))
+
+
+def test_flatten_flat_sequence_shortcut_matches_the_walk():
+    """A flat tuple/list of arrays takes a cached shortcut in tree.flatten; its result is the
+    general walk's, shared leaves (tied weights) and share=False included."""
+    a, b = np.ones(2), np.zeros(3)
+    for seq in (tuple, list):
+        paths, leaves, td = tree.flatten(seq([a, b]))
+        assert paths == [(0,), (1,)] and leaves[0] is a and leaves[1] is b
+        assert td == (seq, ((0, ("leaf", 0, "array")), (1, ("leaf", 1, "array"))))
+        paths, leaves, td = tree.flatten(seq([a, a]))  # one object twice: one leaf
+        assert paths == [(0,)] and len(leaves) == 1
+        assert td == (seq, ((0, ("leaf", 0, "array")), (1, ("leaf", 0, "array"))))
+        paths, leaves, td = tree.flatten(seq([a, a]), share=False)
+        assert paths == [(0,), (1,)] and len(leaves) == 2
+        assert td == (seq, ((0, ("leaf", 0, "array")), (1, ("leaf", 1, "array"))))
+        paths.append("mutated")  # callers own the lists they get
+        assert tree.flatten(seq([a, b]))[0] == [(0,), (1,)]
