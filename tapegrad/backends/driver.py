@@ -117,8 +117,11 @@ class _Emitter:
         fn = functools.partial(p.impl, **kw) if kw else p.impl
         return f"{self.glob(fn, '_f')}({', '.join(args)})  # {name}"
 
-    def assign(self, outs, expr):
-        self.lines.append(f"{', '.join(f'v{v.id}' for v in outs)} = {expr}")
+    def assign(self, outs, expr, multi=False):
+        """`outs = expr`; `multi`: expr gives a tuple (a multiple-results primitive), which
+        a single output unpacks (`v5, = ...`)."""
+        lhs = ", ".join(f"v{v.id}" for v in outs)
+        self.lines.append(f"{lhs}{',' if multi and len(outs) == 1 else ''} = {expr}")
 
     def guards(self, vars_):
         for v in vars_:
@@ -137,7 +140,7 @@ class _Emitter:
                 if self.dead_here(a) and a.dtype == v.dtype and a.shape == v.shape:
                     out = self.name(a)
                     break
-        self.assign(op.outputs, self.numpy_call(op, out=out))
+        self.assign(op.outputs, self.numpy_call(op, out=out), op.prim.multiple_results)
         if elementwise_kind(op) and op.prim.name in SIMD_SAVING_NS:
             self.lines[-1] += "  # NumPy SIMD loop, not scalar libm in a kernel"
         for v in op.outputs:
@@ -172,7 +175,7 @@ class _Emitter:
                         out = nm
                         del free[j]
                         break
-            self.assign(op.outputs, self.numpy_call(op, out=out))
+            self.assign(op.outputs, self.numpy_call(op, out=out), op.prim.multiple_results)
             self.producer[v.id] = op.prim.name
             if v.id not in outs and v.shape and op.prim.name not in VIEWS and \
                     isinstance(op.prim.impl, np.ufunc):
