@@ -134,6 +134,12 @@ def check(w, out):
         np.testing.assert_allclose(g, r, rtol=TOL.get(w, 1e-9), atol=TOL.get(w, 1e-9))
 
 
+def argnums(w):
+    """What `value_and_grad` differentiates for workload `w`: every argument, or its argnum."""
+    make, args, argnum = DATA[w]
+    return tuple(range(len(args))) if argnum is None else argnum
+
+
 def tape_of(w):
     """The gradient tape: all arguments (W1, W2, W4, W6) or the parameters only."""
     make, args, argnum = DATA[w]
@@ -376,53 +382,71 @@ def test_cold_compile(benchmark, w, monkeypatch):
 # -- interleaved ratios: one round-robin run, robust to a shared machine's load drifting ------
 
 
-@pytest.mark.parametrize("w", ["W3", "W4"])
+@pytest.mark.parametrize("w", WS)
 def test_interleaved_ratios(benchmark, w):
-    """NumPy by hand, the compiled tape and JAX jit (when installed) timed in turns for
-    ~6 s (`TG_BENCH_SECONDS`): the goal ratios compiled/hand and compiled/JAX, as medians
-    and mins of per-round times, in extra_info (and printed with -s). Sequential benchmarks
-    above can each land in a different load phase of a shared machine; these cannot."""
+    """NumPy by hand, Numba by hand (W2/W4/W6), the compiled tape, `tg.jit` and JAX jit
+    (when installed) timed in turns for ~6 s (`TG_BENCH_SECONDS`): the goal ratios
+    compiled/hand, compiled/numba and compiled/JAX (and jit/...), as medians and mins of
+    per-round times, in extra_info (and printed with -s). Sequential benchmarks above can
+    each land in a different load phase of a shared machine; these cannot. A round times
+    `n` calls of each contender, `n` chosen so that NumPy by hand takes ~200 us: the
+    timer's own cost stays out of W2/W6's microsecond calls."""
     import time
 
     benchmark.group = "interleaved ratios (one run)"
-    args = DATA[w][1]
+    make, args, argnum = DATA[w]
     ct = tg.compile(tape_of(w), wait=True)
-    fns = {"hand": lambda: HAND[w](*args), "compiled": lambda: tg.play(ct, *args)}
+    fns = {"hand": lambda: HAND[w](*args)}
+    if w in ("W2", "W4", "W6"):
+        nb = _numba_hand()[w]
+        fns["numba"] = lambda: nb(*args)
+    fns["compiled"] = lambda: tg.play(ct, *args)
+    jf = tg.jit(tg.value_and_grad(make(np), argnum=argnums(w)), compile=True)
+    jf(*args)
+    jf.wait()
+    fns["jit"] = lambda: jf(*args)
     if have("jax"):
         import jax
         import jax.numpy as jnp
 
         jax.config.update("jax_enable_x64", True)
-        make, _, argnum = DATA[w]
-        f = jax.jit(jax.value_and_grad(make(jnp), argnums=tuple(range(len(args)))
-                                       if argnum is None else argnum))
+        f = jax.jit(jax.value_and_grad(make(jnp), argnums=argnums(w)))
         jargs = jax.tree_util.tree_map(jnp.asarray, args)
         fns["jax"] = lambda: jax.block_until_ready(f(*jargs))
     for fn in fns.values():
         fn()
     check(w, fns["compiled"]())
+    check(w, fns["jit"]())
+    t0 = time.perf_counter()
+    for _ in range(10):
+        fns["hand"]()
+    n = max(1, int(200e-6 / max((time.perf_counter() - t0) / 10, 1e-9)))
     times = {k: [] for k in fns}
     cpu = dict.fromkeys(fns, 0.0)
 
     def rounds():
         end = time.perf_counter() + float(os.environ.get("TG_BENCH_SECONDS", "6"))
+        r = range(n)
         while time.perf_counter() < end:
             for k, fn in fns.items():
                 c0 = time.process_time()
                 t0 = time.perf_counter()
-                fn()
-                times[k].append(time.perf_counter() - t0)
+                for _ in r:
+                    fn()
+                times[k].append((time.perf_counter() - t0) / n)
                 cpu[k] += time.process_time() - c0
 
     benchmark.pedantic(rounds, rounds=1, iterations=1)
     info = {f"{k}_median_us": float(np.median(t) * 1e6) for k, t in times.items()}
     info.update({f"{k}_min_us": float(np.min(t) * 1e6) for k, t in times.items()})
-    for other in [k for k in fns if k != "compiled"]:
-        info[f"compiled/{other} median"] = float(np.median(times["compiled"]) / np.median(times[other]))
-        info[f"compiled/{other} min"] = float(np.min(times["compiled"]) / np.min(times[other]))
+    for ours in ("compiled", "jit"):
+        for other in [k for k in fns if k not in ("compiled", "jit")]:
+            info[f"{ours}/{other} median"] = float(np.median(times[ours]) / np.median(times[other]))
+            info[f"{ours}/{other} min"] = float(np.min(times[ours]) / np.min(times[other]))
     # CPU-seconds per wall-second of each contender: above ~1.1 means it ran on more
     # than one core (bench/conftest.py pins the process to one CPU so that none does)
-    info.update({f"{k}_cpu_per_wall": float(cpu[k] / np.sum(t)) for k, t in times.items()})
+    info.update({f"{k}_cpu_per_wall": float(cpu[k] / (np.sum(t) * n)) for k, t in times.items()})
     info["rounds"] = len(times["hand"])
+    info["calls_per_round"] = n
     benchmark.extra_info.update(info)
     print(w, {k: round(v, 3) for k, v in info.items()})

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from bench_compile import DATA, HAND, check, tape_of
+from bench_compile import DATA, HAND, argnums, check, tape_of
 
 WS = ["W1", "W2", "W3", "W4", "W5"]
 GROUPS = {"W1": "W1 linear sum(W@x+b), 128x784 @ 784x100 f64",
@@ -34,11 +34,6 @@ GROUPS = {"W1": "W1 linear sum(W@x+b), 128x784 @ 784x100 f64",
 
 def have(mod: str) -> bool:
     return importlib.util.find_spec(mod) is not None
-
-
-def argnums(w):
-    make, args, argnum = DATA[w]
-    return tuple(range(len(args))) if argnum is None else argnum
 
 
 @pytest.mark.parametrize("w", WS)

@@ -5,7 +5,9 @@
 Prints, when the groups share contenders (as `bench_peers.py`'s W1-W5 do), one summary
 table with a row per workload and a column per contender, each cell the min time per call
 and its ratio to the baseline's min in that group; then one table per group with min and
-median. Min is the uncontended cost: compare only within a run. A parametrised name
+median. Min is the uncontended cost: compare only within a run. Results of
+`bench_compile.py::test_interleaved_ratios` (contenders timed in turns) come first, as one
+table of medians, mins and goal ratios. A parametrised name
 (`numpy_hand[W1]`) is shown without its parameter, the group naming the workload. The
 chart (matplotlib, optional) shows min time per call on a log scale, one panel per group.
 """
@@ -31,6 +33,8 @@ def load(path: str) -> tuple[dict, dict[str, list[dict]]]:
         data = json.load(fh)
     groups: dict[str, list[dict]] = defaultdict(list)
     for b in data["benchmarks"]:
+        if "compiled_median_us" in b.get("extra_info", {}):  # one interleaved run: see below
+            continue
         groups[b.get("group") or "ungrouped"].append(
             {"name": re.sub(r"\[.*\]$", "", b["name"].removeprefix("test_")), "min": b["stats"]["min"],
              "median": b["stats"]["median"], "rounds": b["stats"]["rounds"]})
@@ -77,8 +81,38 @@ def summary(groups: dict[str, list[dict]], baseline: str | None = None) -> str:
     return "\n".join(lines)
 
 
+INTERLEAVED = (("hand", "NumPy by hand"), ("numba", "Numba by hand"), ("compiled", "tg.play(tg.compile)"),
+               ("jit", "tg.jit"), ("jax", "JAX jit"))
+
+
+def interleaved(data: dict) -> str:
+    """`bench_compile.py::test_interleaved_ratios` results: contenders timed in turns in one
+    run, so that all see the same load. One row per workload: median µs (min µs) of each,
+    and the compiled tape's goal ratios by median and by min."""
+    rows = [(re.search(r"\[(.*)\]", b["name"]).group(1), b["extra_info"]) for b in data["benchmarks"]
+            if "compiled_median_us" in b.get("extra_info", {})]
+    if not rows:
+        return ""
+    cols = [(k, lab) for k, lab in INTERLEAVED if any(f"{k}_median_us" in e for _, e in rows)]
+    others = [k for k, _ in cols if k not in ("compiled", "jit")]
+    lines = ["| workload | " + " | ".join(lab for _, lab in cols) + " | " +
+             " | ".join(f"compiled / {dict(INTERLEAVED)[o]}" for o in others) + " |",
+             "|---|" + "---:|" * (len(cols) + len(others))]
+    for w, e in rows:
+        cells = [f"{_fmt_us(e[f'{k}_median_us'] / 1e6)} ({_fmt_us(e[f'{k}_min_us'] / 1e6)})"
+                 if f"{k}_median_us" in e else "–" for k, _ in cols]
+        cells += [f"{e[f'compiled/{o} median']:.2f} ({e[f'compiled/{o} min']:.2f})"
+                  if f"compiled/{o} median" in e else "–" for o in others]
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(data: dict, groups: dict[str, list[dict]], baseline: str | None = None) -> str:
     lines = [f"Measured {machine_line(data)}.", ""]
+    inter = interleaved(data)
+    if inter:
+        lines += ["Interleaved (contenders timed in turns, one run): median µs per call (min µs); "
+                  "ratios by median (by min):", "", inter, ""]
     if len(groups) > 1:
         lines += ["min µs per call (x NumPy by hand):", "", summary(groups, baseline), ""]
     for group, rows in groups.items():
@@ -134,7 +168,7 @@ def main(argv=None) -> str:
     data, groups = load(a.json)
     md = markdown(data, groups, a.baseline)
     print(md)
-    if a.png:
+    if a.png and groups:
         chart(groups, a.png, machine_line(data))
         print(f"![benchmarks]({a.png})")
     return md
