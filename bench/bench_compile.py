@@ -13,7 +13,7 @@ Contenders: `tg.play` of the gradient tape (interpreter), `tg.play` of `tg.compi
 W6), HIPS autograd and JAX `jit` (skipped when not installed). `test_overhead_*`: the
 fixed cost of `tg.play(ctape, x)`; `test_cold_compile_*`: kernels and compile seconds of
 W3/W5 in an empty cache directory (recorded in extra_info, one round);
-`test_interleaved_ratios_*`: W3/W4 hand, compiled and JAX timed in turns, the goal ratios
+`test_interleaved_ratios[W1..W6]`: hand, Numba by hand, compiled, tg.jit and JAX timed in turns, the goal ratios
 in extra_info (`-s` prints them: trust these over ratios of sequential benchmarks on a
 shared machine). `ct.stats()` in
 extra_info counts loop regions, blocks (small matmuls + loop in one kernel) and kernels.
