@@ -278,7 +278,10 @@ def flat_inputs(tape, args) -> list:
     leaves = []
     for i, (a, t) in enumerate(zip(args, trees)):
         paths, lv, tr = tree.flatten(a)
+        if tr != t and _float_tracers(tr, lv) == t:  # play inside grad w.r.t. a float
+            tr = t
         if tr != t:
+            _shared_leaf_error(i, a, t)
             raise ValueError(f"argument {i}: structure {_short(tr)} differs from the traced "
                              f"{_short(t)} (fields, static values or leaf kinds changed): re-trace")
         leaves.extend((i, p, x) for p, x in zip(paths, lv))
@@ -301,6 +304,35 @@ def flat_inputs(tape, args) -> list:
             raise ValueError(f"{name}: expected dtype {v.dtype}, got {dtype}")
         out.append(x)
     return out
+
+
+def _float_tracers(t, leaves):
+    """Treedef `t` with each 0-d float64 Tracer leaf marked as a Python float: a tape traced
+    on a float is replayed inside a trace where that float is traced (`grad` w.r.t. it)."""
+    if t[0] == "leaf":
+        x = leaves[t[1]]
+        if t[2] == "array" and isinstance(x, Tracer) and x.shape == () and x.dtype == np.float64:
+            return ("leaf", t[1], "float")
+        return t
+    if t[0] == "static":
+        return t
+    return (t[0], tuple((k, _float_tracers(c, leaves)) for k, c in t[1]))
+
+
+def _shared_leaf_error(i, a, traced):
+    """Raise the clear error where `a` differs from the traced structure only in one
+    object sitting at two places (flattening counts it once: tied weights)."""
+    paths, lv, tr = tree.flatten(a, share=False)
+    if tr != traced:
+        return
+    first = {}
+    for p, x in zip(paths, lv):
+        if id(x) in first:
+            raise ValueError(f"argument {i}: structure differs from the traced one: the same "
+                             f"object is passed at field paths {first[id(x)]} and {p}, where the "
+                             "tape was traced with distinct values (flattening counts a shared "
+                             "object once): pass a copy, or trace with the shared object")
+        first[id(x)] = p
 
 
 def _short(t):

@@ -67,11 +67,14 @@ def _zeros(x):
 
 
 def _out_float(x, g):
-    """Python float in -> float out (autograd does the same), else the array as is."""
+    """Python float in -> float out (autograd does the same), 0-d array in -> 0-d array
+    out, else the array as is."""
     if isinstance(x, float) and not isinstance(g, Tracer) and np.ndim(g) == 0:
         return float(np.real(g)) if np.iscomplexobj(g) else float(g)
     if isinstance(x, complex) and not isinstance(g, Tracer) and np.ndim(g) == 0:
         return complex(g)
+    if isinstance(x, np.ndarray) and x.ndim == 0 and not isinstance(g, (Tracer, np.ndarray)):
+        return np.asarray(g)  # a 0-d array in -> a 0-d array out, as `grad` gives
     return g
 
 

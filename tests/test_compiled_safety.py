@@ -293,7 +293,7 @@ def test_single_output_multiple_results_primitive_compiles():
     from tapegrad.ir import defprim
     from tapegrad.trace import bind
 
-    halves = defprim("test.halves1", lambda a: (a * 0.5,), multiple_results=True)
+    halves = defprim("test.halves1", lambda a: (a * 0.5,), multiple_results=True, user=True)
 
     def f(x):
         (h,) = bind(halves, np.tanh(x))

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import GuardError
 from ..ir import Const, Var, format_op
+from ..ir.core import is_view
 from ..trace import DEBUG_NANS, Tracer, bind, check_nans
 
 
@@ -57,7 +58,23 @@ def run(tape, leaves: list) -> list:
                 env.pop(vid, None)
             for b in last_write[i]:
                 buffers.pop(b, None)
-    return [a.value if isinstance(a, Const) else env[a.id] for a in tape.outputs]
+    outs = [a.value if isinstance(a, Const) else env[a.id] for a in tape.outputs]
+    if not traced:  # a baked constant (or a view of one) handed out is the caller's to
+        for k in _const_outputs(tape):  # mutate: a copy, as the compiled driver gives
+            if isinstance(outs[k], np.ndarray):
+                outs[k] = outs[k].copy()
+    return outs
+
+
+def _const_outputs(tape) -> list:
+    """Indices of the outputs that are `const` ops or views of one (their arrays live on
+    in the tape: returned as they are, a caller writing into one changes later results)."""
+    rooted = set()
+    for op in tape.ops:
+        if op.prim.name == "const" or (rooted and is_view(op) and any(
+                isinstance(a, Var) and a.id in rooted for a in op.inputs)):
+            rooted.update(v.id for v in op.outputs)
+    return [k for k, a in enumerate(tape.outputs) if isinstance(a, Var) and a.id in rooted]
 
 
 def _failed(g) -> str:

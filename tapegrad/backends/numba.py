@@ -273,9 +273,10 @@ class CompiledTape:
         params = [f"v{v.id}" for v in tape.inputs]
         try:
             ret = e.fill_expr(tape.out_tree, tape.outputs)
-        except _NoInline:
+        except _NoInline:  # each flat output as the inlined form gives it (folded constants
+            # copied, kernel scalars as NumPy scalars), then the generic fill
             e.g["_fill"], e.g["_tmpl"] = fill, tape.out_tree
-            ret = f"_fill(_tmpl, ({''.join(e.name(a) + ', ' for a in tape.outputs)}))"
+            ret = f"_fill(_tmpl, ({''.join(e.fill_expr(Slot(k), tape.outputs) + ', ' for k in range(len(tape.outputs)))}))"
         body = ["    " + ln for ln in e.lines] + [f"    return {ret}"]
         run = [f"def run({', '.join(params)}):"] + body
         flat_ret = "[" + ", ".join(e.fill_expr(Slot(k), tape.outputs)
@@ -426,9 +427,7 @@ def _fast_unpack(trees, inputs, g):
             if t[1] != len(seen):  # a leaf met twice (tied weights): the slow way
                 raise _NoFast
             seen.append(t[1])
-            name = leaf(expr, t[2])
-            if t[2] == "array":
-                arrays.append(name)
+            arrays.append(leaf(expr, t[2]))  # floats too: flatten shares any leaf met twice
             return
         typ, kids = t
         if not isinstance(typ, type) or not kids:
@@ -465,7 +464,7 @@ def _fast_unpack(trees, inputs, g):
                 return None
             arrays = []
             walk(f"a{i}", t, arrays, [])
-            if len(arrays) > 1:  # one array passed at two places: flattening sees a new tree
+            if len(arrays) > 1:  # one object passed at two places: flattening sees a new tree
                 checks.append(f"len({{{', '.join(f'id({a})' for a in arrays)}}}) != {len(arrays)}")
         if next(it, None) is not None:
             return None
