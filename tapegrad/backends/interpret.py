@@ -18,9 +18,7 @@ from ..trace import DEBUG_NANS, Tracer, bind, check_nans
 def run(tape, leaves: list) -> list:
     env = {v.id: x for v, x in zip(tape.inputs, leaves)}
     traced = any(isinstance(x, Tracer) for x in leaves)
-    guards = {}
-    for g in tape.guards:
-        guards.setdefault(g.var.id, []).append(g)
+    guards, free_after, last_write, const_outs = _plan(tape)
     # Guards hold on traced leaves too: checking one calls bool()/int() on the outer
     # tracer, which returns its concrete value and records the guard out there as well.
     if guards:  # guards on inputs (`range(n)` on a 0-d int input)
@@ -29,8 +27,6 @@ def run(tape, leaves: list) -> list:
                 if not g.holds(x):
                     raise GuardError(_failed(g))
     buffers = {}
-    if not traced:
-        free_after, last_write = _lifetimes(tape)
     for i, op in enumerate(tape.ops):
         vals = [a.value if isinstance(a, Const) else env[a.id] for a in op.inputs]
         kw = op.kw
@@ -60,10 +56,32 @@ def run(tape, leaves: list) -> list:
                 buffers.pop(b, None)
     outs = [a.value if isinstance(a, Const) else env[a.id] for a in tape.outputs]
     if not traced:  # a baked constant (or a view of one) handed out is the caller's to
-        for k in _const_outputs(tape):  # mutate: a copy, as the compiled driver gives
+        for k in const_outs:  # mutate: a copy, as the compiled driver gives
             if isinstance(outs[k], np.ndarray):
                 outs[k] = outs[k].copy()
     return outs
+
+
+def _plan(tape):
+    """-> (guards by var id, per-op ids freed after it, per-op buffers last written there,
+    indices of outputs that are baked constants), kept on the tape while its op list,
+    outputs and guards are the same ones (a reopened trace appends ops: planned again).
+    Planning walks every op, which each replay did before: W5's 802-op tape replays in
+    about 2.7 ms instead of 3.0, W2's 10-op tape in 28-30 us instead of 38-66 (noisy)."""
+    ops, outs = tape.ops, tape.outputs
+    last = ops[-1] if ops else None
+    hit = tape.__dict__.get("_interp_plan")
+    if hit is not None:
+        h_ops, h_n, h_last, h_guards, h_outs, plan = hit
+        if (h_ops is ops and h_n == len(ops) and h_last is last and h_guards == len(tape.guards)
+                and len(h_outs) == len(outs) and all(a is b for a, b in zip(h_outs, outs))):
+            return plan
+    guards = {}
+    for g in tape.guards:
+        guards.setdefault(g.var.id, []).append(g)
+    plan = (guards,) + _lifetimes(tape) + (_const_outputs(tape),)
+    tape.__dict__["_interp_plan"] = (ops, len(ops), last, len(tape.guards), tuple(outs), plan)
+    return plan
 
 
 def _const_outputs(tape) -> list:
