@@ -15,8 +15,10 @@ import numpy as np
 from . import tree
 from .errors import TraceError
 from .ir import Const, Var
+from .ir import prims as _P
+from .ir.prims import ArrayValue
 from .passes import keep_example
-from .passes.reverse import (backward, backward_values, owned, owned_values, release_unread,
+from .passes.reverse import (backward, backward_values, own_inputs, owned, owned_values, release_unread,
                              zeros_like_var)
 from .trace import DEBUG_NANS, Trace, Tracer, _stack, new_trace
 
@@ -168,6 +170,29 @@ def value_of(trace: Trace, atom):
     return atom.value if isinstance(atom, Const) else trace.values[atom.id]
 
 
+_CONST = _P.const
+
+
+def snapshot_consts(tape) -> None:
+    """Give `tape` its own copy of every array constant it captured (a global or closure
+    array NumPy code read): a tape that outlives its trace is replayed, optimised and
+    compiled later, and must compute with the values of trace time, as JAX's jit does.
+    Referenced instead, replay saw a later write to the global while folding and compiling
+    had baked the old values: the interpreter and the compiled tape disagreed. The ops
+    are replaced (new list); the trace's own ops and values are left as they are."""
+    ops = tape.ops
+    for k, op in enumerate(ops):
+        if op.prim is _CONST:
+            av = op.kw.get("value")
+            arr = getattr(av, "array", None)
+            if isinstance(arr, np.ndarray) and arr.size:
+                if ops is tape.ops:
+                    ops = list(ops)
+                ops[k] = op.replace(params=tuple((n, ArrayValue(arr.copy()) if n == "value" else v)
+                                                 for n, v in op.params))
+    tape.ops = ops
+
+
 def trace_call(f, args, kwargs=None):
     """Trace `f(*args, **kwargs)`. -> (result with concrete values, Tape)."""
     with new_trace(f) as tr:
@@ -179,6 +204,8 @@ def trace_call(f, args, kwargs=None):
         tr.tape.out_tree = template
         tr.tape.meta["name"] = getattr(f, "__name__", "f")
         val = fill(template, [value_of(tr, a) for a in outputs])
+    if not _stack():  # a top-level tape is handed out: its constants are its own
+        snapshot_consts(tr.tape)
     return val, tr.tape
 
 
@@ -245,6 +272,8 @@ def grad_call(f, args, kwargs=None, argnums=None, scalar_check="grad", build=Tru
         tape.outputs = [out_atom] + grad_atoms
         tape.meta.update(name=getattr(f, "__name__", "f"), wrt=where, used=used)
         val = value_of(tr, out_atom)
+    if not _stack():
+        snapshot_consts(tape)
     return val, grads, tape, t, used
 
 
@@ -268,6 +297,7 @@ class LazyGrads:
             self.val = value_of(tr, self.out_atom)
         # large forward values no rule reads are freed now, before the reverse pass
         release_unread(tr, [self.out_atom.id] if isinstance(self.out_atom, Var) else ())
+        own_inputs(tr)  # `g[i]` runs later: a caller may write its arrays in place meanwhile
         self.trace = tr
         self.args = args
         self.name = getattr(f, "__name__", "f")
@@ -344,6 +374,7 @@ class LazyGrads:
         # earlier g[i] passes hold cotangents this one reuses; ops no output needs go in dce
         tape = self.trace.tape.derive(outputs=[self.out_atom] + [c.node for c in cts])
         tape.meta.update(name=self.name, wrt=where, used=used)
+        snapshot_consts(tape)  # g.tape outlives the call (the values passes need not)
         return tape, where, used
 
 

@@ -401,8 +401,68 @@ def release_unread(trace: Trace, keep) -> None:
            if x.__class__ is np.ndarray and x.nbytes >= _RELEASE_BYTES]
     if not big:
         return
+    need, shaped = rule_read_ids(trace)
+    need.update(keep)
+    need.update(v.id for v in trace.tape.inputs)
+    for k in big:
+        if k not in need:
+            x = values[k]
+            # a rule that reads only the shape gets a stand-in of no memory
+            values[k] = (np.broadcast_to(np.zeros((), x.dtype), x.shape) if k in shaped
+                         else None)
+
+
+_OWN_ALL_BYTES = 1 << 20  # input-rooted values up to this much in all: copied without analysis
+
+
+def own_inputs(trace: Trace) -> None:
+    """Give a finished top-level trace its own copies of the input arrays (and views of
+    them) that VJP rules may read. `g[i]` of the Yota form runs its reverse pass when read,
+    and a training loop writes its parameters in place in between (`W -= lr * g[0]`, then
+    `g[1]`, or weight decay before reading `g`): rules reading the caller's arrays then
+    gave gradients of other weights, silently. Up to `_OWN_ALL_BYTES` all such values are
+    copied; above it, only those `rule_read_ids` says a rule may read (W3: X, W1, W2 and
+    y, about 75 us against ~1.1 ms for the call). Captured globals are not copied."""
+    tape = trace.tape
+    values = trace.values
+    roots = {}  # the arrays owning the inputs' memory (an input may be a view itself)
+    for v in tape.inputs:
+        x = values.get(v.id)
+        if isinstance(x, np.ndarray):
+            r = _owner(x)
+            roots[id(r)] = r
+    if not roots:
+        return
+    rooted = []
+    total = 0
+    inputs = {v.id for v in tape.inputs}
+    for k, x in values.items():  # the inputs, and views (a fresh result has no base)
+        if (isinstance(x, np.ndarray) and x.nbytes and (x.base is not None or k in inputs)
+                and id(_owner(x)) in roots):
+            rooted.append(k)
+            total += x.nbytes
+    if not rooted:
+        return
+    if total > _OWN_ALL_BYTES:
+        need, _ = rule_read_ids(trace)
+        rooted = [k for k in rooted if k in need]
+    for k in rooted:
+        values[k] = np.array(values[k], copy=True)
+
+
+def _owner(x):
+    """The ndarray at the end of `x`'s chain of bases (NumPy points a view at the array
+    owning the memory; one wrapping a foreign buffer ends the chain)."""
+    while isinstance(x.base, np.ndarray):
+        x = x.base
+    return x
+
+
+def rule_read_ids(trace: Trace) -> tuple:
+    """-> (ids of the values some VJP rule of `trace` may read, ids some rule reads only the
+    shape of), from the rules' bytecode (`rule_reads`)."""
     inputs_ids = {v.id for v in trace.tape.inputs}
-    need = set(keep) | inputs_ids
+    need = set()
     shaped = set()  # ids some rule reads the shape of (`shape_only`: positions, on the rule)
     for op in trace.tape.ops:
         outputs = op.outputs
@@ -441,12 +501,7 @@ def release_unread(trace: Trace, keep) -> None:
                     need.add(a.id)
                 elif shape_only and i in shape_only:
                     shaped.add(a.id)
-    for k in big:
-        if k not in need:
-            x = values[k]
-            # a rule that reads only the shape gets a stand-in of no memory
-            values[k] = (np.broadcast_to(np.zeros((), x.dtype), x.shape) if k in shaped
-                         else None)
+    return need, shaped
 
 
 def zeros_like_var(trace: Trace, var) -> Tracer:
