@@ -63,6 +63,8 @@ def fill(template, values):
             return float(v)
         if template.kind == "array0" and not isinstance(v, (Tracer, np.ndarray)):
             return np.asarray(v)
+        if template.kind == "scalar" and type(v) is np.ndarray:
+            return v[()]
         if template.kind == "complex" and not isinstance(v, Tracer):
             return complex(v)
         return v
@@ -138,7 +140,7 @@ def output_template(trace: Trace, out, outputs: list):
     """Replace each leaf of `out` by a Slot, appending its atom to `outputs`."""
     if isinstance(out, Tracer) or tree.is_leaf(out):
         outputs.append(as_atom(trace, out))
-        return Slot(len(outputs) - 1, tree._leaf_kind(out) if not isinstance(out, Tracer) else "array")
+        return Slot(len(outputs) - 1, _traced_kind(out) if isinstance(out, Tracer) else tree._leaf_kind(out))
     if isinstance(out, dict):
         return {k: output_template(trace, v, outputs) for k, v in out.items()}
     if isinstance(out, tuple) and hasattr(type(out), "_fields"):
@@ -150,6 +152,16 @@ def output_template(trace: Trace, out, outputs: list):
         _, lv, _ = tree.flatten(out)
         return _Obj(out, [output_template(trace, x, outputs) for x in lv])
     return out
+
+
+def _traced_kind(t) -> str:
+    """The slot kind of a traced output: a 0-d result stays what NumPy made of it, a NumPy
+    scalar (`x[0]`, `np.sum(x)`) or a 0-d array (`np.array(s)`), on replays too (the
+    interpreter and compiled code can give the other one)."""
+    v = t.value
+    if type(v) is Tracer or t.shape != ():
+        return "array"
+    return "scalar" if isinstance(v, np.generic) else "array0"
 
 
 def as_atom(trace: Trace, x):

@@ -67,3 +67,25 @@ def test_struct_leaves_keep_their_kinds(form):
     assert float(g[("a",)]) == pytest.approx(1.5 + 3.0)
     assert g[("b",)] == pytest.approx(2.0)
     np.testing.assert_allclose(g[("c",)], 2 * 2.0 * np.ones(3))
+
+
+def test_jit_0d_outputs_keep_the_traced_kind_on_every_call():
+    """A 0-d output comes back as the trace saw it (a NumPy scalar for `x[0]` and
+    `np.sum`), on the first (tracing) call and on interpreted and compiled replays alike;
+    the replays used to give 0-d arrays where the first call gave scalars."""
+    def f(x):
+        return x[0], np.sum(x * x), x[1:2] * 2.0
+
+    x = np.arange(3.0)
+    for compile_ in (False, True):
+        jf = tg.jit(f, compile=compile_)
+        results = [jf(x), jf(x)]
+        jf.wait()
+        results.append(jf(x))
+        for r in results:
+            assert type(r[0]) is np.float64 and type(r[1]) is np.float64
+            assert r[0] == 0.0 and r[1] == 5.0
+            assert type(r[2]) is np.ndarray and r[2].shape == (1,)
+    _, tape = tg.trace(f, x)
+    for out in (tg.play(tape, x), tg.play(tg.compile(tape, wait=True), x)):
+        assert type(out[0]) is np.float64 and type(out[1]) is np.float64 and out[1] == 5.0

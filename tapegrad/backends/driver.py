@@ -233,6 +233,8 @@ class _Emitter:
                 n = f"{n}.copy()"
             if template.kind == "float":
                 return f"float({n})"
+            if template.kind == "scalar" and hasattr(a, "dtype"):  # a NumPy scalar, as traced
+                return f"np.{a.dtype.name}({n})"
             if template.kind == "array0":  # a kernel hands back a float32 scalar as a float
                 return f"np.asarray({n}, np.{a.dtype.name})" if hasattr(a, "dtype") else f"np.asarray({n})"
             if template.kind == "complex":
