@@ -9,6 +9,7 @@ import numpy as np
 
 from . import tree
 from .backends import interpret
+from .backends.validate import subclass_message
 from .core import (LazyGrads, Slot, as_kind_of, check_scalar_output, differentiable_leaf, fill, grad_call,
                    slot_kind, trace_call)
 from .ir import Primitive, Tape
@@ -291,6 +292,10 @@ def flat_inputs(tape, args) -> list:
             out.append(x)
             continue
         name = f"argument {i}" + (f" field {p}" if p else "")
+        if isinstance(x, np.memmap):
+            x = np.asarray(x)
+        elif isinstance(x, np.ndarray) and type(x) is not np.ndarray:
+            raise ValueError(subclass_message(name, v, x))
         if isinstance(x, Tracer):
             dtype, shape = x.dtype, x.shape
         else:

@@ -315,3 +315,22 @@ def test_single_output_multiple_results_primitive_compiles():
     assert compiled_val == pytest.approx(tg.play(tape, X), rel=1e-12)
     assert tg.play(ct, X) == pytest.approx(tg.play(tape, X), rel=1e-12)
     assert tg.play(ct, X) == pytest.approx(np.sum((0.5 * np.tanh(X)) ** 2) + np.sum(X), rel=1e-12)
+
+
+def test_ndarray_subclasses_same_answer_in_interpreter_and_compiled(tmp_path):
+    """np.memmap (plain data in a file) is read as an ndarray by both replays; np.matrix and
+    masked arrays, whose operators and reductions mean something else, are refused by both
+    with the same message (the interpreter used to run them, the compiled tape refused)."""
+    _, tape = tg.trace(lambda x: np.sum(np.sin(x) * 2.0), X)
+    ct = tg.compile(tape, wait=True)
+    m = np.memmap(tmp_path / "x.dat", dtype=np.float64, mode="w+", shape=X.shape)
+    m[:] = X
+    want = 2.0 * np.sum(np.sin(X))
+    assert tg.play(tape, m) == pytest.approx(want, rel=1e-12)
+    assert tg.play(ct, m) == pytest.approx(want, rel=1e-12)
+    masked = np.ma.masked_array(X, mask=[0, 1, 0, 0, 0])
+    for t in (tape, ct):
+        with pytest.raises(ValueError, match="got MaskedArray .*np.asarray"):
+            tg.play(t, masked)
+        with pytest.raises(ValueError, match="got matrix"):
+            tg.play(t, np.asmatrix(X))

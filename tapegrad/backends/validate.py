@@ -65,9 +65,11 @@ def _check_slow(tape, leaves, names):
             dtype, shape = x.dtype, x.shape
         elif isinstance(x, Tracer):
             dtype, shape = x.dtype, tuple(x.shape)
+        elif isinstance(x, np.memmap):  # plain data in a file: read as an ndarray
+            x = out[k] = np.asarray(x)
+            dtype, shape = x.dtype, x.shape
         elif isinstance(x, np.ndarray):  # subclasses (np.matrix, masked): their own semantics
-            raise ValueError(f"{_name(names, k, v)}: expected a plain numpy.ndarray "
-                             f"{describe(v.dtype, v.shape)}, got {type(x).__name__}")
+            raise ValueError(subclass_message(_name(names, k, v), v, x))
         elif isinstance(x, _SCALARS):
             a = np.asarray(x)
             dtype, shape = a.dtype, a.shape
@@ -86,6 +88,14 @@ def _check_slow(tape, leaves, names):
         if type(x) is np.ndarray and not _kernel_layout(x):
             out[k] = np.array(x, order="C", copy=True)
     return out
+
+
+def subclass_message(name, v, x) -> str:
+    """The error for an ndarray subclass other than np.memmap (the interpreter and the
+    compiled tape both refuse them: a tape replays plain-ndarray semantics, and np.matrix
+    or a masked array would silently mean something else)."""
+    return (f"{name}: expected a plain numpy.ndarray {describe(v.dtype, v.shape)}, got "
+            f"{type(x).__name__} (a subclass with semantics of its own: pass np.asarray(x))")
 
 
 def _kernel_layout(x) -> bool:
