@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from .passes.reverse import backward
+from .passes.reverse import backward, owned
 from .trace import Tracer, new_trace
 
 _active = threading.local()
@@ -125,6 +125,11 @@ def diff(fn) -> DiffResult:
         params = list(tr.params.values())
         atom = as_atom(tr, out)
         cts = backward(tr, atom, [t.node for _, t in params]) if isinstance(out, Tracer) else [None] * len(params)
+        # fresh arrays, as `grad` gives: d(W*b)/db is W's own array, which a caller then
+        # updating W in place (`W.value -= lr * g`) would change under the gradient of b
+        kept = [c for c in cts if c is not None]
+        kept = iter(owned(tr, kept, [t.value for _, t in params]) if kept else ())
+        cts = [None if c is None else next(kept) for c in cts]
         grads = {id(p): c.value for (p, _), c in zip(params, cts) if c is not None}
         val = out.value if isinstance(out, Tracer) else out
     return DiffResult(val, grads)

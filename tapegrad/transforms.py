@@ -22,7 +22,7 @@ import numpy as np
 from .api import grad as _grad
 from .core import as_atom, reopened
 from .passes.forward import forward
-from .passes.reverse import backward
+from .passes.reverse import backward, own_inputs
 from .trace import Tracer, _stack, new_trace
 from .trace import aval as _aval
 
@@ -112,6 +112,13 @@ class _Run:
             with fresh.reopened() as r:
                 yield r
 
+    def own(self):
+        """For a function that runs later (`vjp_fn`, `jvp_fn`): the trace keeps its own
+        copies of the arrays its rules may read that a caller could write meanwhile (the
+        arguments and captured globals), as JAX's vjp keeps residuals. At the top level only."""
+        if not self.outer:
+            own_inputs(self.trace, consts=True)
+
     @property
     def value(self):
         return _map_out(self.out, _val)
@@ -172,6 +179,7 @@ def make_vjp(f, argnum=0):
     def maker(*args, **kwargs):
         run = _Run(f, args, kwargs, argnums, "make_vjp")
         _need_leaf(run, "make_vjp")
+        run.own()
 
         def vjp_fn(g):
             with run.reopened() as r:
@@ -330,6 +338,7 @@ def make_jvp(f, argnum=0):
     def maker(*args, **kwargs):
         run = _Run(f, args, kwargs, argnums, "make_jvp")
         _need_leaf(run, "make_jvp")
+        run.own()
 
         def jvp_fn(v):
             vs = tuple(v) if multi else (v,)

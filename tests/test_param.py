@@ -70,3 +70,16 @@ def test_training_loop_with_params_lowers_the_loss():
         w.value = w.value - 0.1 * tg.grad(y, w)
     assert losses[-1] < 1e-3 * losses[0]
     np.testing.assert_allclose(w.value, w_true, atol=1e-2)
+
+
+def test_diff_gradients_do_not_alias_param_values():
+    """d(W*b)/db is W's own array; `diff` hands out a copy, so updating W in place before
+    reading b's gradient leaves that gradient as it was (it came back [-1, -0.5, 0])."""
+    W = tg.Param(np.array([1.0, 2.0, 3.0]))
+    b = tg.Param(np.array([4.0, 5.0, 6.0]))
+    y = tg.diff(lambda: np.sum(W * b))
+    gW = tg.grad(y, W)
+    W.value -= 0.5 * gW
+    np.testing.assert_array_equal(tg.grad(y, b), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(gW, [4.0, 5.0, 6.0])
+    assert not np.shares_memory(tg.grad(y, b), W.value)

@@ -415,19 +415,23 @@ def release_unread(trace: Trace, keep) -> None:
 _OWN_ALL_BYTES = 1 << 20  # input-rooted values up to this much in all: copied without analysis
 
 
-def own_inputs(trace: Trace) -> None:
+def own_inputs(trace: Trace, consts: bool = False) -> None:
     """Give a finished top-level trace its own copies of the input arrays (and views of
     them) that VJP rules may read. `g[i]` of the Yota form runs its reverse pass when read,
     and a training loop writes its parameters in place in between (`W -= lr * g[0]`, then
     `g[1]`, or weight decay before reading `g`): rules reading the caller's arrays then
     gave gradients of other weights, silently. Up to `_OWN_ALL_BYTES` all such values are
     copied; above it, only those `rule_read_ids` says a rule may read (W3: X, W1, W2 and
-    y, about 75 us against ~1.1 ms for the call). Captured globals are not copied."""
+    y, about 75 us against ~1.1 ms for the call). Captured globals are copied only with
+    `consts` (`make_vjp`/`make_jvp`, whose functions run later, as JAX keeps residuals)."""
     tape = trace.tape
     values = trace.values
     roots = {}  # the arrays owning the inputs' memory (an input may be a view itself)
-    for v in tape.inputs:
-        x = values.get(v.id)
+    owners = [v.id for v in tape.inputs]
+    if consts:
+        owners += [op.outputs[0].id for op in tape.ops if op.prim is P.const]
+    for k in owners:
+        x = values.get(k)
         if isinstance(x, np.ndarray):
             r = _owner(x)
             roots[id(r)] = r
@@ -435,7 +439,7 @@ def own_inputs(trace: Trace) -> None:
         return
     rooted = []
     total = 0
-    inputs = {v.id for v in tape.inputs}
+    inputs = set(owners)
     for k, x in values.items():  # the inputs, and views (a fresh result has no base)
         if (isinstance(x, np.ndarray) and x.nbytes and (x.base is not None or k in inputs)
                 and id(_owner(x)) in roots):
