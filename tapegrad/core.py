@@ -46,7 +46,17 @@ def slot_kind(leaf) -> str:
 def as_kind_of(g, leaf):
     """Gradient `g` of `leaf` in the leaf's kind (`slot_kind`): a float for a Python float,
     an ndarray for an ndarray argument, 0-d included (API contract)."""
-    if g is None or isinstance(g, Tracer):
+    if g is None:
+        return g
+    if isinstance(g, Tracer):  # under tg.jit: the kind rides on the traced value's type,
+        # which `output_template` reads (`_traced_kind`)
+        lv = leaf.value if isinstance(leaf, Tracer) else None
+        gv = g.value
+        if g.shape == () and type(gv) is not Tracer:
+            if type(lv) is float and type(gv) is not float:
+                return Tracer(g._trace, g.node, float(gv))
+            if type(lv) is np.ndarray and lv.ndim == 0 and type(gv) is not np.ndarray:
+                return Tracer(g._trace, g.node, np.asarray(gv))
         return g
     if isinstance(leaf, float):
         return float(g)
@@ -161,7 +171,11 @@ def _traced_kind(t) -> str:
     v = t.value
     if type(v) is Tracer or t.shape != ():
         return "array"
-    return "scalar" if isinstance(v, np.generic) else "array0"
+    if isinstance(v, np.generic):
+        return "scalar"
+    if isinstance(v, np.ndarray):
+        return "array0"
+    return "float" if type(v) is float else "array"  # a traced Python float, returned as is
 
 
 def as_atom(trace: Trace, x):

@@ -89,3 +89,21 @@ def test_jit_0d_outputs_keep_the_traced_kind_on_every_call():
     _, tape = tg.trace(f, x)
     for out in (tg.play(tape, x), tg.play(tg.compile(tape, wait=True), x)):
         assert type(out[0]) is np.float64 and type(out[1]) is np.float64 and out[1] == 5.0
+
+
+@pytest.mark.parametrize("compile_", [False, True])
+def test_jit_gradient_kinds_match_eager(compile_):
+    """Under tg.jit the gradient of a 0-d array is a 0-d array of its dtype and that of a
+    Python float a float, on the tracing call and on every replay (they were np.float64);
+    a traced float returned as is stays a float."""
+    for a, kind in ((np.array(0.7), np.ndarray), (np.array(0.7, np.float32), np.ndarray), (0.7, float)):
+        jf = tg.jit(tg.value_and_grad(f), compile=compile_)
+        got = [jf(a), jf(a)]
+        jf.wait()
+        got.append(jf(a))
+        for v, g in got:
+            assert type(g) is kind and np.ndim(g) == 0
+            assert getattr(g, "dtype", None) == getattr(a, "dtype", None)
+            assert float(g) == pytest.approx(df(0.7), rel=1e-6)
+    ident = tg.jit(lambda x: x, compile=compile_)
+    assert [type(ident(1.5)) for _ in range(3)] == [float] * 3
