@@ -18,7 +18,7 @@ from ..trace import DEBUG_NANS, Tracer, bind, check_nans
 def run(tape, leaves: list) -> list:
     env = {v.id: x for v, x in zip(tape.inputs, leaves)}
     traced = any(isinstance(x, Tracer) for x in leaves)
-    guards, free_after, last_write, const_outs = _plan(tape)
+    guards, steps, const_outs = _plan(tape)
     # Guards hold on traced leaves too: checking one calls bool()/int() on the outer
     # tracer, which returns its concrete value and records the guard out there as well.
     if guards:  # guards on inputs (`range(n)` on a 0-d int input)
@@ -27,32 +27,42 @@ def run(tape, leaves: list) -> list:
                 if not g.holds(x):
                     raise GuardError(_failed(g))
     buffers = {}
-    for i, op in enumerate(tape.ops):
-        vals = [a.value if isinstance(a, Const) else env[a.id] for a in op.inputs]
-        kw = op.kw
+    dbg = DEBUG_NANS[0]
+    for op, impl, ins, kw, out_ids, multi, buf, free, written in steps:
+        vals = [x if c else env[x] for c, x in ins]
         try:
             if traced:
                 out = bind(op.prim, *vals, **kw)
-            elif op.buffers and op.buffers[0] is not None:
+            elif buf is not None:
                 out = _into_buffer(op, vals, kw, buffers)
             else:
-                out = op.prim.impl(*vals, **kw)
+                out = impl(*vals, **kw)
         except Exception as e:
             if isinstance(e, GuardError):
                 raise
             raise type(e)(f"{e}\n  while executing {format_op(op)}") from e
-        outs = out if op.prim.multiple_results else (out,)
-        if DEBUG_NANS[0]:
-            check_nans(op, vals, outs)
-        for v, o in zip(op.outputs, outs):
-            env[v.id] = o
-            for g in guards.get(v.id, ()):
-                if not g.holds(o):
-                    raise GuardError(_failed(g))
+        if multi:
+            if dbg:
+                check_nans(op, vals, out)
+            for vid, o in zip(out_ids, out):
+                env[vid] = o
+                if guards:
+                    for g in guards.get(vid, ()):
+                        if not g.holds(o):
+                            raise GuardError(_failed(g))
+        else:
+            if dbg:
+                check_nans(op, vals, (out,))
+            vid = out_ids[0]
+            env[vid] = out
+            if guards:
+                for g in guards.get(vid, ()):
+                    if not g.holds(out):
+                        raise GuardError(_failed(g))
         if not traced:  # drop dead values (and buffers) as soon as nothing reads them
-            for vid in free_after[i]:
+            for vid in free:
                 env.pop(vid, None)
-            for b in last_write[i]:
+            for b in written:
                 buffers.pop(b, None)
     outs = [a.value if isinstance(a, Const) else env[a.id] for a in tape.outputs]
     if not traced:  # a baked constant (or a view of one) handed out is the caller's to
@@ -63,11 +73,12 @@ def run(tape, leaves: list) -> list:
 
 
 def _plan(tape):
-    """-> (guards by var id, per-op ids freed after it, per-op buffers last written there,
-    indices of outputs that are baked constants), kept on the tape while its op list,
-    outputs and guards are the same ones (a reopened trace appends ops: planned again).
-    Planning walks every op, which each replay did before: W5's 802-op tape replays in
-    about 2.7 ms instead of 3.0, W2's 10-op tape in 28-30 us instead of 38-66 (noisy)."""
+    """-> (guards by var id, one step per op, indices of the outputs that are baked
+    constants), kept on the tape while its op list, outputs and guards are the same ones
+    (a reopened trace appends ops: planned again). A step holds what the loop needs of its
+    op (the impl, where each input comes from, the keyword dict, output ids, the buffer,
+    the ids and buffers freed after it), so a replay does no per-op look-ups beyond the
+    values themselves."""
     ops, outs = tape.ops, tape.outputs
     last = ops[-1] if ops else None
     hit = tape.__dict__.get("_interp_plan")
@@ -79,7 +90,14 @@ def _plan(tape):
     guards = {}
     for g in tape.guards:
         guards.setdefault(g.var.id, []).append(g)
-    plan = (guards,) + _lifetimes(tape) + (_const_outputs(tape),)
+    free_after, last_write = _lifetimes(tape)
+    steps = [(op, op.prim.impl, tuple((True, a.value) if isinstance(a, Const) else (False, a.id)
+                                      for a in op.inputs),
+              op.kw, tuple(v.id for v in op.outputs), op.prim.multiple_results,
+              op.buffers[0] if op.buffers and op.buffers[0] is not None else None,
+              tuple(free_after[i]), tuple(last_write[i]))
+             for i, op in enumerate(ops)]
+    plan = (guards, steps, _const_outputs(tape))
     tape.__dict__["_interp_plan"] = (ops, len(ops), last, len(tape.guards), tuple(outs), plan)
     return plan
 
