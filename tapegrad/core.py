@@ -18,8 +18,8 @@ from .ir import Const, Var
 from .ir import prims as _P
 from .ir.prims import ArrayValue
 from .passes import keep_example
-from .passes.reverse import (backward, backward_values, own_inputs, owned, owned_values, release_unread,
-                             zeros_like_var)
+from .passes.reverse import (backward, backward_values, captured_arrays, own_inputs, owned,
+                             owned_values, release_unread, zeros_like_var)
 from .trace import DEBUG_NANS, Trace, Tracer, _stack, new_trace
 
 
@@ -219,8 +219,13 @@ def snapshot_consts(tape) -> None:
     tape.ops = ops
 
 
-def trace_call(f, args, kwargs=None):
-    """Trace `f(*args, **kwargs)`. -> (result with concrete values, Tape)."""
+def trace_call(f, args, kwargs=None, own=False):
+    """Trace `f(*args, **kwargs)`. -> (result with concrete values, Tape).
+
+    `own`: the result's arrays are fresh, as a replay of the tape gives them (`tg.jit`'s
+    first call): an output that is an argument or a view of one, a captured array, a
+    read-only broadcast, or shares memory with an earlier output is copied. Otherwise
+    the result is what `f` returned, as NumPy gave it."""
     with new_trace(f) as tr:
         t = bind_inputs(tr, args)
         out = f(*t.args, **(kwargs or {}))
@@ -229,7 +234,11 @@ def trace_call(f, args, kwargs=None):
         tr.tape.outputs = outputs
         tr.tape.out_tree = template
         tr.tape.meta["name"] = getattr(f, "__name__", "f")
-        val = fill(template, [value_of(tr, a) for a in outputs])
+        vals = [value_of(tr, a) for a in outputs]
+        if own:
+            vals = owned_values(vals, [x for lv in t.arg_leaves for x in lv]
+                                + captured_arrays(tr))
+        val = fill(template, vals)
     if not _stack():  # a top-level tape is handed out: its constants are its own
         snapshot_consts(tr.tape)
     return val, tr.tape
@@ -389,7 +398,8 @@ class LazyGrads:
                     if zeros:
                         cts = [c if c is not None else np.full(w.shape, 0, dtype=w.dtype)
                                for c, w in zip(cts, wrt)]
-                    return owned_values(cts, [x for lv in t.arg_leaves for x in lv]), used
+                    return owned_values(cts, [x for lv in t.arg_leaves for x in lv]
+                                        + captured_arrays(self.trace)), used
         cts, used = self.run(where, zeros)
         return [None if c is None else c.value for c in cts], used
 

@@ -43,6 +43,7 @@ import numpy as np
 from . import tree
 from .backends import interpret
 from .core import Slot, filler, grad_call, slot_kind, trace_call
+from .passes.own_outputs import own_outputs
 from .errors import GuardError
 from .ir import Guard, Var
 from .trace import Tracer
@@ -295,7 +296,9 @@ class _Cached:
             # optimised, compiled one is ready (built in the background)
             result, tape = self._trace(fn, call_args, len(args), optimized=False)
             add_shape_guards(tape)
-            entry = _Entry(key, tape, (functools.partial(interpret.run, tape), None))
+            # the raw tape's outputs may be inputs, views, one array twice: copied, as the
+            # optimised tape (`own_outputs`) and the first call give them
+            entry = _Entry(key, tape, (functools.partial(interpret.run, own_outputs(tape)), None))
             entry.pending = _upgrade_pool().submit(entry.upgrade)
         else:
             result, tape = self._trace(fn, call_args, len(args))
@@ -362,7 +365,7 @@ class Jit(_Cached):
     def _trace(self, fn, args, n, optimized=True):
         from .passes import optimize
 
-        val, tape = trace_call(fn, args)
+        val, tape = trace_call(fn, args, own=True)  # fresh arrays, as later calls give
         return val, optimize(tape) if optimized else tape
 
     def _finish(self, entry, outs):

@@ -66,6 +66,19 @@ def _zeros(x):
     return np.zeros(shape, dtype)
 
 
+def _copy_array(x):
+    return x.copy() if isinstance(x, np.ndarray) else x
+
+
+def _fresh(x, seeds):
+    """`x` (a cotangent or tangent array), copied when it shares memory with a seed the
+    caller passed in (the derivative of the identity, a reshape, a transpose)."""
+    if isinstance(x, np.ndarray) and any(
+            isinstance(s, np.ndarray) and np.may_share_memory(x, s) for s in seeds):
+        return x.copy()
+    return x
+
+
 def _out_float(x, g):
     """Python float in -> float out (autograd does the same), 0-d array in -> 0-d array
     out, else the array as is."""
@@ -186,6 +199,8 @@ def make_vjp(f, argnum=0):
                 cts = _vjp_in(r, g)
                 res = tuple(_out_float(args[k], _val(c) if c is not None else _zeros(args[k]))
                             for k, c in zip(argnums, cts))
+            if not run.outer:  # d(x)/dx: the cotangent is the seed itself
+                res = tuple(_fresh(c, (g,)) for c in res)
             return res if multi else res[0]
 
         return vjp_fn, run.value
@@ -339,11 +354,18 @@ def make_jvp(f, argnum=0):
         run = _Run(f, args, kwargs, argnums, "make_jvp")
         _need_leaf(run, "make_jvp")
         run.own()
+        # the value at this call (f may return an argument, a view of one or a global, which
+        # the caller can write before calling jvp_fn); each jvp_fn call gets its own copy,
+        # so writing one result does not change the next
+        value = _map_out(run.value, _copy_array) if not run.outer else run.value
 
         def jvp_fn(v):
             vs = tuple(v) if multi else (v,)
             with run.reopened() as r:
-                return run.value, _val(_jvp_out(r, vs))
+                t = _val(_jvp_out(r, vs))
+            if run.outer:
+                return value, t
+            return _map_out(value, _copy_array), _fresh(t, vs)
 
         return jvp_fn
 

@@ -320,9 +320,15 @@ def cast_like(c, var):
     return c
 
 
+def captured_arrays(trace: Trace) -> list:
+    """The arrays `trace` captured as constants (globals, closures), as the user's code holds
+    them: a cotangent may be one (d/dx sum(x * C) is C itself)."""
+    return [x for _, x in trace._consts.values()]
+
+
 def owned_values(cts: list, inputs: list) -> list:
-    """`owned` on values: a gradient sharing memory with an input leaf or another gradient,
-    or read-only, is copied."""
+    """`owned` on values: a gradient sharing memory with an input leaf (or a captured
+    array, passed in `inputs` too) or another gradient, or read-only, is copied."""
     arrays = [a for a in inputs if isinstance(a, np.ndarray)]
     out = []
     for v in cts:
@@ -519,8 +525,10 @@ def owned(trace: Trace, cts: list, inputs: list) -> list:
     """Gradients as users get them: fresh, writable arrays. A cotangent that is an input
     (d/dx of x*y is y itself), a read-only broadcast, or shared with another gradient
     gets an explicit `copy` op: `tg.update` writes leaves in place, and an aliased
-    gradient would then change under it."""
+    gradient would then change under it. So does one that is a captured global (d/dx of
+    sum(x * C) is C itself: `g *= 0.5` wrote the user's C)."""
     arrays = [a for a in (_concrete(x) for x in inputs) if isinstance(a, np.ndarray)]
+    arrays += captured_arrays(trace)
     out = []
     for c in cts:
         v = _concrete(c.value) if c is not None else None
