@@ -18,7 +18,7 @@ from .ir import Const, Var
 from .ir import prims as _P
 from .ir.prims import ArrayValue
 from .passes import keep_example
-from .passes.reverse import (backward, backward_values, captured_arrays, own_inputs, owned,
+from .passes.reverse import (backward, backward_values, captured_arrays, own_copy, own_inputs, owned,
                              owned_values, release_unread, zeros_like_var)
 from .trace import DEBUG_NANS, Trace, Tracer, _stack, new_trace
 
@@ -214,7 +214,7 @@ def snapshot_consts(tape) -> None:
             if isinstance(arr, np.ndarray) and arr.size:
                 if ops is tape.ops:
                     ops = list(ops)
-                ops[k] = op.replace(params=tuple((n, ArrayValue(arr.copy()) if n == "value" else v)
+                ops[k] = op.replace(params=tuple((n, ArrayValue(own_copy(arr)) if n == "value" else v)
                                                  for n, v in op.params))
     tape.ops = ops
 

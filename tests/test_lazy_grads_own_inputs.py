@@ -136,3 +136,32 @@ def test_make_vjp_and_make_jvp_keep_their_residuals():
     np.testing.assert_allclose(vjp(1.0), [47.0, 62.0, 77.0], rtol=1e-14)
     v, t = jvp(np.array([1.0, 0.0, 0.0]))
     assert v == pytest.approx(480.0) and t == pytest.approx(47.0)
+
+
+def test_snapshot_keeps_broadcast_constants_broadcast():
+    """Copying a tape's captured constants keeps a broadcast (zero strides) a broadcast:
+    `fold` reads it as one uniform value, and turns a uniform matrix times x into column
+    sums. Materialised, tg.jit's W1 gradient tape kept a 128x100 matmul with a constant of
+    ones and ran twice as slow as g.tape."""
+    ones = np.broadcast_to(np.ones(()), (6, 5))
+    _, tape = tg.trace(lambda x: np.sum(ones * x), np.ones((6, 5)))
+    consts = [op.kw["value"].array for op in tape.ops if op.prim.name == "const"]
+    assert consts and all(not any(c.strides) for c in consts if c.size > 1)
+
+    W, x, b = R.standard_normal((8, 7)), R.standard_normal((7, 5)), R.standard_normal(8)
+
+    def f(W, x, b):
+        return np.sum(W @ x + b[:, None])
+
+    jf = tg.jit(tg.value_and_grad(f, argnum=(0, 1, 2)), compile=False)
+    v, (gW, gx, gb) = jf(W, x, b)
+    jtape = jf.tapes[0]
+    _, g = tg.grad(f, W, x, b)
+
+    def matmuls(t):
+        return sum(op.prim.name in ("matmul", "gemm", "dot") for op in t.ops)
+
+    assert matmuls(jtape) == matmuls(g.tape) == 1  # only the forward W @ x
+    np.testing.assert_allclose(gW, np.tile(x.sum(1), (8, 1)), rtol=1e-12)
+    np.testing.assert_allclose(gx, np.tile(W.sum(0)[:, None], (1, 5)), rtol=1e-12)
+    np.testing.assert_allclose(gb, np.full(8, 5.0), rtol=1e-12)

@@ -457,7 +457,17 @@ def own_inputs(trace: Trace, consts: bool = False) -> None:
         need, _ = rule_read_ids(trace)
         rooted = [k for k in rooted if k in need]
     for k in rooted:
-        values[k] = np.array(values[k], copy=True)
+        values[k] = own_copy(values[k])
+
+
+def own_copy(a):
+    """A copy of array `a` that keeps its zero strides: a broadcast (a sum's cotangent, a
+    `broadcast_to` of an input) copies its distinct elements only and stays a broadcast,
+    which `fold` reads as one uniform value (a uniform matrix times y -> column sums)."""
+    if a.size > 1 and 0 in a.strides:
+        idx = tuple(slice(0, 1) if st == 0 else slice(None) for st in a.strides)
+        return np.broadcast_to(a[idx].copy(), a.shape)
+    return np.array(a, copy=True)
 
 
 def _owner(x):
