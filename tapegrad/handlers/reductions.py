@@ -23,13 +23,19 @@ def _reduction(name, x, axis, keepdims, dtype=None, out=None, initial=None, wher
     if not isinstance(x, Tracer):
         x = np.asarray(x)
     ax = norm_axis(axis, len(x.shape))
+    want = None  # np.sum(x, dtype=np.int32) is int32: summed in 64 bits, then cast (the
+    # low bits of a sum or product do not depend on the width, so the wrap-around agrees;
+    # dtype=bool gives any / all, as NumPy's add / multiply reduce in bool do)
     if name in ("sum", "prod"):
         dt = x.dtype
         if dt.kind in "bu" or (dt.kind == "i" and dt.itemsize < 8):
+            if dtype is not None:
+                want = dt
             x = astype(x, np.int64 if dt.kind != "u" else np.uint64)
     if ax == () and not keepdims:
-        return x
-    return bind(P.PRIMS[name], x, axis=ax, keepdims=bool(keepdims))
+        return x if want is None else astype(x, want)
+    r = bind(P.PRIMS[name], x, axis=ax, keepdims=bool(keepdims))
+    return r if want is None else astype(r, want)
 
 
 @handles(np.sum)
@@ -82,7 +88,10 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     _check_out(out, "mean")
     if dtype is None and _dtype(a).kind in "iub":
         dtype = np.float64
-    return sum_(a, axis, dtype, None, keepdims, None, where) / _count(a, axis)
+    r = sum_(a, axis, dtype, None, keepdims, None, where) / _count(a, axis)
+    if np.dtype(dtype).kind in "iu":  # np.mean(x, dtype=np.int32): the quotient cast back
+        r = astype(r, dtype)
+    return r
 
 
 @handles(np.var)
