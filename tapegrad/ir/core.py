@@ -436,9 +436,11 @@ def verify(tape: Tape, types: bool = True) -> None:
             raise VerifyError(f"guard on undefined %{g.var.id}")
 
 
-def _dummy(a, well_conditioned=False):
+def _dummy(a, well_conditioned=False, weak=False):
     if isinstance(a, Const):
         return a.value
+    if weak and a.shape == () and a.dtype in (np.float64, np.complex128):
+        return a.dtype.type(1).item()  # a Python float/complex argument: a weak scalar
     x = np.ones(a.shape, a.dtype)
     if well_conditioned and len(a.shape) >= 2 and a.shape[-1] == a.shape[-2]:
         x = x + np.eye(a.shape[-1], dtype=a.dtype) * a.shape[-1]  # positive definite
@@ -453,11 +455,17 @@ def _check_types(op: Op) -> None:
         return
     bad = None
     # ones first; a matrix of ones is singular, and some impls' dtype depends on values
-    # (sqrtm of a singular matrix is complex), so retry on a positive definite one
-    for well_conditioned in (False, True):
+    # (sqrtm of a singular matrix is complex), so retry on a positive definite one. A
+    # float64[] / complex128[] var may be a Python float argument, which NumPy promotes as
+    # a weak scalar (float32 array * 2.5 is float32): retry with those as Python scalars
+    tries = [(False, False), (True, False)]
+    if any(isinstance(a, Var) and a.shape == () and a.dtype in (np.float64, np.complex128)
+           for a in op.inputs):
+        tries.append((False, True))
+    for well_conditioned, weak in tries:
         with np.errstate(all="ignore"):
             try:
-                out = prim.impl(*[_dummy(a, well_conditioned) for a in op.inputs], **op.kw)
+                out = prim.impl(*[_dummy(a, well_conditioned, weak) for a in op.inputs], **op.kw)
             except Exception:  # value-dependent impls (e.g. linalg on ones) may refuse dummies
                 return
         outs = out if prim.multiple_results else (out,)
