@@ -287,10 +287,19 @@ def flat_inputs(tape, args) -> list:
                              f"{_short(t)} (fields, static values or leaf kinds changed): re-trace")
         leaves.extend((i, p, x) for p, x in zip(paths, lv))
     out = []
-    for v, (i, p, x) in zip(tape.inputs, leaves):
+    strong = tape.meta.get("strong_scalars", ())
+    for k, (v, (i, p, x)) in enumerate(zip(tape.inputs, leaves)):
         if type(x) is np.ndarray and x.shape == v.shape and x.dtype == v.dtype:  # the common case
             out.append(x)
             continue
+        if isinstance(x, (float, complex)) and not isinstance(x, Tracer):
+            # the scalar kind the tape was traced with: a Python float promotes weakly, a
+            # NumPy scalar as an array (see core.bind_inputs); the interpreter follows NumPy
+            if k in strong:
+                if type(x) in (float, complex):
+                    x = v.dtype.type(x)
+            elif type(x) not in (float, complex):
+                x = float(x) if isinstance(x, float) else complex(x)
         name = f"argument {i}" + (f" field {p}" if p else "")
         if isinstance(x, np.memmap):
             x = np.asarray(x)

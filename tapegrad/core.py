@@ -142,6 +142,13 @@ def bind_inputs(trace: Trace, args, share=True) -> Traced:
         tracers.append(ts)
         traced_args.append(tree.unflatten_like(a, ts, share))
     trace.tape.in_tree = tuple(trees)
+    # NumPy scalars among the float/complex leaves (np.float64 is a float, but promotes as a
+    # float64 array where a Python float adapts: x32 * 2.5 is float32, x32 * np.float64(2.5)
+    # float64): replays pass each the kind it was traced with (`api.flat_inputs`)
+    strong = frozenset(k for k, x in enumerate(x for lv in leaves for x in lv)
+                       if isinstance(x, (float, complex)) and type(x) not in (float, complex))
+    if strong:
+        trace.tape.meta["strong_scalars"] = strong
     keep_example(trace.tape, leaves)  # TAPEGRAD_DEBUG only
     return Traced(trace, traced_args, paths, leaves, trees, tracers)
 

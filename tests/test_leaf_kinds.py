@@ -107,3 +107,22 @@ def test_jit_gradient_kinds_match_eager(compile_):
             assert float(g) == pytest.approx(df(0.7), rel=1e-6)
     ident = tg.jit(lambda x: x, compile=compile_)
     assert [type(ident(1.5)) for _ in range(3)] == [float] * 3
+
+
+@pytest.mark.parametrize("traced, replayed", [(2.5, np.float64(2.5)), (np.float64(2.5), 2.5)])
+def test_replay_passes_scalars_as_traced(traced, replayed):
+    """np.float64 is a float but promotes like a float64 array, where a Python float adapts
+    (x32 * 2.5 is float32, x32 * np.float64(2.5) float64). A tape replays each scalar as
+    the kind it was traced with, so the interpreter and the compiled tape give the tape's
+    dtype: the interpreter followed the replayed value's kind (QA)."""
+    x32 = np.linspace(0.1, 1.0, 6).astype(np.float32)
+
+    def f(a, s):
+        return np.tanh(a * s) + s
+
+    v, tape = tg.trace(f, x32, traced)
+    ct = tg.compile(tape, wait=True)
+    got_i, got_c = tg.play(tape, x32, replayed), tg.play(ct, x32, replayed)
+    assert got_i.dtype == got_c.dtype == v.dtype == f(x32, traced).dtype
+    np.testing.assert_allclose(got_i, v, rtol=1e-6)
+    np.testing.assert_allclose(got_c, v, rtol=1e-6)
