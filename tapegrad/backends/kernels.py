@@ -86,7 +86,8 @@ SPLIT_MIN_NS = 2000  # an op taken out of a loop costs an extra call or two plus
 # loop; these branch-free versions vectorise (W4: sin and cos of 1e6 float64 in 2.3 ms
 # instead of 13). Cody-Waite reduction by pi/2 in three 33-bit parts (exact products for
 # |x| < FAST_TRIG_MAX), then fdlibm's __kernel_sin/__kernel_cos polynomials on
-# [-pi/4, pi/4] and the quadrant picked by arithmetic (no branch): within 2 ulp of libm.
+# [-pi/4, pi/4] and the quadrant picked by a select (LLVM vectorises it as a blend; an
+# arithmetic blend s*(1-b) + c*b turned sin(-0.0) into +0.0): within 2 ulp of libm.
 # A loop that meets |x| > FAST_TRIG_MAX (or inf) runs again with libm (`kernel_source`);
 # loops over fewer than FAST_TRIG_MIN elements keep libm.
 CHUNK, CHUNK_MIN = 512, 1024  # chunked scalar sums (`kernel_source`): chunk length, shortest last axis
@@ -122,9 +123,10 @@ def _fast_trig_source() -> str:
            f"    b = np.float64(q & 1)\n")
     deco = '@numba.njit(inline="always", error_model="numpy", nogil=True)\n'
     return (f"{deco}def _tg_sin(x):\n{red}"
-            f"    return (s * (1.0 - b) + c * b) * (1.0 - 2.0 * np.float64((q >> 1) & 1))\n\n\n"
+            f"    y = (c if b != 0.0 else s) * (1.0 - 2.0 * np.float64((q >> 1) & 1))\n"
+            f"    return x if x == 0.0 else y  # sin(-0.0) is -0.0 (the reduction gives +0.0)\n\n\n"
             f"{deco}def _tg_cos(x):\n{red}"
-            f"    return (c * (1.0 - b) + s * b) * (1.0 - 2.0 * np.float64(((q + 1) >> 1) & 1))\n")
+            f"    return (s if b != 0.0 else c) * (1.0 - 2.0 * np.float64(((q + 1) >> 1) & 1))\n")
 
 
 FAST_TRIG_SOURCE = _fast_trig_source()
