@@ -338,8 +338,8 @@ class LazyGrads:
             self.out_atom = as_atom(tr, out)
             self.val = value_of(tr, self.out_atom)
         # large forward values no rule reads are freed now, before the reverse pass
-        release_unread(tr, [self.out_atom.id] if isinstance(self.out_atom, Var) else ())
-        own_inputs(tr)  # `g[i]` runs later: a caller may write its arrays in place meanwhile
+        reads = release_unread(tr, [self.out_atom.id] if isinstance(self.out_atom, Var) else ())
+        own_inputs(tr, reads=reads)  # `g[i]` runs later: a caller may write its arrays meanwhile
         self.trace = tr
         self.args = args
         self.name = getattr(f, "__name__", "f")

@@ -388,7 +388,7 @@ _RELEASE_BYTES = 1 << 18  # only arrays this big are worth dropping early
 _NBYTES = operator.attrgetter("nbytes")
 
 
-def release_unread(trace: Trace, keep) -> None:
+def release_unread(trace: Trace, keep):
     """Drop (set to None) the values of `trace` that no VJP rule can read, so a large
     forward intermediate nobody will look at again is freed before the reverse pass
     allocates its own arrays (as HIPS autograd's closures keep only what a rule uses).
@@ -396,18 +396,20 @@ def release_unread(trace: Trace, keep) -> None:
     For a finished top-level trace (`core.LazyGrads`). `keep`: ids to keep whatever the
     rules read (the output). Inputs are always kept; so is everything an op without a
     rule touches. An op with no inexact output never gets a cotangent, so its rule never
-    runs. A rule is called with None for a dropped value it does not read."""
+    runs. A rule is called with None for a dropped value it does not read.
+    -> the `rule_read_ids` analysis where it made one (for `own_inputs`), else None."""
     values = trace.values
     try:  # a C loop first: a long trace of small arrays (an RNN) pays microseconds
         if max(map(_NBYTES, values.values()), default=0) < _RELEASE_BYTES:
-            return
+            return None
     except AttributeError:  # a Python scalar
         pass
     big = [k for k, x in values.items()
            if x.__class__ is np.ndarray and x.nbytes >= _RELEASE_BYTES]
     if not big:
-        return
-    need, shaped = rule_read_ids(trace)
+        return None
+    reads = rule_read_ids(trace)
+    need, shaped = set(reads[0]), reads[1]
     need.update(keep)
     need.update(v.id for v in trace.tape.inputs)
     for k in big:
@@ -416,12 +418,13 @@ def release_unread(trace: Trace, keep) -> None:
             # a rule that reads only the shape gets a stand-in of no memory
             values[k] = (np.broadcast_to(np.zeros((), x.dtype), x.shape) if k in shaped
                          else None)
+    return reads
 
 
 _OWN_ALL_BYTES = 1 << 20  # input-rooted values up to this much in all: copied without analysis
 
 
-def own_inputs(trace: Trace, consts: bool = False) -> None:
+def own_inputs(trace: Trace, consts: bool = False, reads=None) -> None:
     """Give a finished top-level trace its own copies of the input arrays (and views of
     them) that VJP rules may read. `g[i]` of the Yota form runs its reverse pass when read,
     and a training loop writes its parameters in place in between (`W -= lr * g[0]`, then
@@ -429,7 +432,8 @@ def own_inputs(trace: Trace, consts: bool = False) -> None:
     gave gradients of other weights, silently. Up to `_OWN_ALL_BYTES` all such values are
     copied; above it, only those `rule_read_ids` says a rule may read (W3: X, W1, W2 and
     y, about 75 us against ~1.1 ms for the call). Captured globals are copied only with
-    `consts` (`make_vjp`/`make_jvp`, whose functions run later, as JAX keeps residuals)."""
+    `consts` (`make_vjp`/`make_jvp`, whose functions run later, as JAX keeps residuals).
+    `reads`: the trace's `rule_read_ids`, where the caller has it (`release_unread`)."""
     tape = trace.tape
     values = trace.values
     roots = {}  # the arrays owning the inputs' memory (an input may be a view itself)
@@ -454,7 +458,7 @@ def own_inputs(trace: Trace, consts: bool = False) -> None:
     if not rooted:
         return
     if total > _OWN_ALL_BYTES:
-        need, _ = rule_read_ids(trace)
+        need = (reads or rule_read_ids(trace))[0]
         rooted = [k for k in rooted if k in need]
     for k in rooted:
         values[k] = own_copy(values[k])
