@@ -18,7 +18,7 @@ from .ir import Const, Var
 from .ir import prims as _P
 from .ir.prims import ArrayValue
 from .passes import keep_example
-from .passes.reverse import (backward, backward_values, captured_arrays, own_copy, own_inputs, owned,
+from .passes.reverse import (backward, backward_values, own_copy, own_inputs, owned,
                              owned_values, release_unread, zeros_like_var)
 from .trace import DEBUG_NANS, Trace, Tracer, _stack, new_trace
 
@@ -243,8 +243,7 @@ def trace_call(f, args, kwargs=None, own=False):
         tr.tape.meta["name"] = getattr(f, "__name__", "f")
         vals = [value_of(tr, a) for a in outputs]
         if own:
-            vals = owned_values(vals, [x for lv in t.arg_leaves for x in lv]
-                                + captured_arrays(tr))
+            vals = owned_values(tr, vals, [x for lv in t.arg_leaves for x in lv])
         val = fill(template, vals)
     if not _stack():  # a top-level tape is handed out: its constants are its own
         snapshot_consts(tr.tape)
@@ -405,8 +404,8 @@ class LazyGrads:
                     if zeros:
                         cts = [c if c is not None else np.full(w.shape, 0, dtype=w.dtype)
                                for c, w in zip(cts, wrt)]
-                    return owned_values(cts, [x for lv in t.arg_leaves for x in lv]
-                                        + captured_arrays(self.trace)), used
+                    leaves = [x for lv in t.arg_leaves for x in lv]
+                    return owned_values(self.trace, cts, leaves), used
         cts, used = self.run(where, zeros)
         return [None if c is None else c.value for c in cts], used
 

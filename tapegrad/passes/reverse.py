@@ -326,10 +326,10 @@ def captured_arrays(trace: Trace) -> list:
     return [x for _, x in trace._consts.values()]
 
 
-def owned_values(cts: list, inputs: list) -> list:
-    """`owned` on values: a gradient sharing memory with an input leaf (or a captured
-    array, passed in `inputs` too) or another gradient, or read-only, is copied."""
-    arrays = [a for a in inputs if isinstance(a, np.ndarray)]
+def owned_values(trace: Trace, cts: list, inputs: list) -> list:
+    """`owned` on values: a gradient sharing memory with an input leaf, an array `trace`
+    captured, or another gradient, or read-only, is copied."""
+    arrays = [a for a in inputs if isinstance(a, np.ndarray)] + captured_arrays(trace)
     out = []
     for v in cts:
         if isinstance(v, np.ndarray) and (not v.flags.writeable or any(
