@@ -361,12 +361,7 @@ def bind(prim, *args, **params):
     else:
         inputs = tuple([a.node if type(a) is Tracer and a._trace is trace else trace.atom(a)
                         for a in args])
-    if params:
-        params = tuple(params.items())
-        if len(params) > 1:
-            params = tuple(sorted(params))
-    else:
-        params = ()
+    params = _op_params(params) if params else ()
     if not prim.multiple_results:
         var = trace._record1(prim, inputs, params, out)
         if prim in _SPREAD and _is_one(trace, inputs[0]):
@@ -375,6 +370,13 @@ def bind(prim, *args, **params):
     outs = list(out)
     out_vars = trace._record(prim, inputs, params, outs)
     return tuple(Tracer(trace, v, o) for v, o in zip(out_vars, outs))
+
+
+def _op_params(params: dict) -> tuple:
+    """Keyword parameters as an op keeps them: (name, value) pairs sorted by name. Called
+    only where there are some: most ops have none, and this runs once per traced op."""
+    items = tuple(params.items())
+    return items if len(items) == 1 else tuple(sorted(items))
 
 
 def _bind_unary(prim, a, params, sorted_params=None):
@@ -386,12 +388,8 @@ def _bind_unary(prim, a, params, sorted_params=None):
     out = prim.impl(a.value, **params)
     if sorted_params is not None:
         params = sorted_params
-    elif params:
-        params = tuple(params.items())
-        if len(params) > 1:
-            params = tuple(sorted(params))
     else:
-        params = ()
+        params = _op_params(params) if params else ()
     node = a.node
     if not prim.multiple_results:
         var = trace._record1(prim, (node,), params, out, 4)
